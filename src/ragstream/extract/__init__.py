@@ -1,0 +1,252 @@
+"""Bytes of one object in, elements out, or a typed DocumentError.
+
+Routing: PDFs read their text layer locally (pypdfium2) and send only the pages without one to
+OCR; images go to OCR; every other format goes through unstructured. OCR is Textract for S3
+objects and Tesseract for local files (``RAGSTREAM_OCR``), per page where a PDF is mixed.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CorruptDocument, EmptyDocument, OcrUnavailable, TooLarge
+from ..model import Element, Extraction, SourceRef
+from .detect import Detected, detect
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+__all__ = ["detect", "extract"]
+
+_IMAGE_KINDS = {"png", "jpeg", "tiff"}
+
+
+def extract(data: bytes, ref: SourceRef, settings: Settings, *, textract: Any = None) -> Extraction:
+    """Detect the type of ``data`` and extract its elements; raises DocumentError subclasses."""
+    limit = settings.max_document_bytes
+    if len(data) > limit:
+        raise TooLarge(
+            f"document is {len(data) / 1048576:.1f} MB; the limit is {limit / 1048576:.0f} MB "
+            "(RAGSTREAM_MAX_DOCUMENT_MB)"
+        )
+    if not data or (len(data) < 4096 and not data.strip(b" \t\r\n\x00\xef\xbb\xbf")):
+        raise EmptyDocument("file is empty")
+    detected = detect(data, ref.name)
+    if detected.kind == "pdf":
+        result = _extract_pdf(data, ref, settings, textract)
+    elif detected.kind in _IMAGE_KINDS:
+        result = _extract_image(data, ref, settings, textract, detected)
+    else:
+        from .unstructured import partition
+
+        elements, meta = partition(detected.kind, data, ref.name)
+        pages = [e.page for e in elements if e.page]
+        result = Extraction(
+            elements=elements,
+            content_type=detected.mime,
+            engine="unstructured",
+            pages=max(pages) if pages and detected.kind in {"pptx", "docx", "odt", "ppt"} else None,
+            metadata=meta,
+        )
+    result.elements = _with_titles(result.elements)
+    if not result.elements:
+        raise EmptyDocument(f"no text found in this {detected.kind.upper()} document")
+    return result
+
+
+def _with_titles(elements: list[Element]) -> list[Element]:
+    """Drop empty elements; give each the nearest preceding Title (sheets keep their own name)."""
+    out: list[Element] = []
+    current: str | None = None
+    for element in elements:
+        text = element.text.strip()
+        if not text:
+            continue
+        if element.type == "Title":
+            current = text[:300]
+        title = element.title or current
+        out.append(element.model_copy(update={"text": text, "title": title}))
+    return out
+
+
+# -- OCR engine ------------------------------------------------------------------------------------
+
+
+class _Ocr:
+    """The OCR engine in effect for one document, created only when a page needs it."""
+
+    def __init__(self, ref: SourceRef, settings: Settings, textract: Any) -> None:
+        mode = settings.ocr
+        self.name = ("textract" if ref.bucket else "tesseract") if mode == "auto" else mode
+        self.ref = ref
+        self.settings = settings
+        self._client = textract
+        self._textract: Any = None
+
+    def require(self, what: str) -> None:
+        """Fail clearly when OCR is needed and none is available."""
+        if self.name == "none":
+            raise OcrUnavailable(f"{what} needs OCR and OCR is off (RAGSTREAM_OCR=none)")
+        if self.name == "tesseract":
+            from .ocr import require_tesseract
+
+            require_tesseract()
+
+    @property
+    def textract(self) -> Any:
+        if self._textract is None:
+            from .textract import TextractOcr, make_client
+
+            client = self._client if self._client is not None else make_client()
+            self._textract = TextractOcr(
+                client, job_timeout=float(getattr(self.settings, "textract_timeout", 600.0))
+            )
+        return self._textract
+
+    @property
+    def languages(self) -> str:
+        return str(getattr(self.settings, "ocr_languages", "eng"))
+
+
+# -- PDF -------------------------------------------------------------------------------------------
+
+
+def _extract_pdf(data: bytes, ref: SourceRef, settings: Settings, textract: Any) -> Extraction:
+    from . import pdf_text
+
+    pdf = pdf_text.open_pdf(data)
+    try:
+        pages = pdf_text.read_pages(pdf)
+        total = len(pages)
+        if total == 0:
+            raise EmptyDocument("PDF has no pages")
+        if settings.pdf_ocr == "always":
+            need = [p.number for p in pages]
+        elif settings.pdf_ocr == "never":
+            need = []
+        else:
+            need = [p.number for p in pages if p.needs_ocr]
+        ocr = _Ocr(ref, settings, textract)
+        meta: dict[str, Any] = {}
+        text_pages = [p for p in pages if p.elements and p.number not in need]
+        if need and ocr.name == "none" and settings.pdf_ocr == "auto" and text_pages:
+            meta["pages_without_text"] = need  # the text pages are still worth indexing
+            need = []
+        ocr_elements: dict[int, list[Element]] = {}
+        if need:
+            listed = ", ".join(map(str, need[:10])) + ("..." if len(need) > 10 else "")
+            ocr.require(f"PDF page(s) {listed}")
+            ocr_elements = _ocr_pdf_pages(pdf, data, need, total, ref, ocr)
+        elements: list[Element] = []
+        for page in pages:
+            elements += ocr_elements.get(page.number, []) if page.number in need else page.elements
+        try:
+            title = (pdf.get_metadata_dict().get("Title") or "").strip()
+        except Exception:  # metadata is optional and sometimes broken
+            title = ""
+        if title:
+            meta["pdf_title"] = title
+    finally:
+        pdf.close()
+    if not elements and settings.pdf_ocr == "never":
+        raise EmptyDocument("PDF has no text layer and OCR is off (RAGSTREAM_PDF_OCR=never)")
+    if not need:
+        engine = "pdf_text"
+    elif len(need) == total:
+        engine = ocr.name
+    else:
+        engine = f"pdf_text+{ocr.name}"
+    return Extraction(
+        elements=elements,
+        content_type="application/pdf",
+        engine=engine,
+        pages=total,
+        ocr_pages=len(need),
+        metadata=meta,
+    )
+
+
+def _ocr_pdf_pages(
+    pdf: Any, data: bytes, need: list[int], total: int, ref: SourceRef, ocr: _Ocr
+) -> dict[int, list[Element]]:
+    """OCR the given 1-based pages.
+
+    Textract: a multi-page PDF that needs every page, in S3, goes to the asynchronous API as it
+    is (no rendering, one job). Otherwise each page that needs OCR is rendered to PNG and sent to
+    DetectDocumentText: only those pages are billed, nothing is written to S3, no polling.
+    """
+    from . import pdf_text
+
+    out: dict[int, list[Element]] = {}
+    if ocr.name == "tesseract":
+        from .ocr import tesseract_image
+
+        for number in need:
+            out[number] = tesseract_image(pdf_text.render_page(pdf, number), number, languages=ocr.languages)
+        return out
+    from .textract import SYNC_MAX_BYTES
+
+    client = ocr.textract
+    if len(need) == total and total > 1 and ref.bucket:
+        for element in client.detect_s3(ref.bucket, ref.key, size=len(data), pages=total, token_of=data):
+            if element.page is not None:
+                out.setdefault(element.page, []).append(element)
+        return out
+    if total == 1 and need == [1] and len(data) <= SYNC_MAX_BYTES:
+        out[1] = client.detect_bytes(data, 1, what="PDF")
+        return out
+    for number in need:
+        png = pdf_text.page_png(pdf, number, SYNC_MAX_BYTES)
+        out[number] = client.detect_bytes(png, number, what=f"page {number} image")
+    return out
+
+
+# -- images ----------------------------------------------------------------------------------------
+
+
+def _extract_image(
+    data: bytes, ref: SourceRef, settings: Settings, textract: Any, detected: Detected
+) -> Extraction:
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    ocr = _Ocr(ref, settings, textract)
+    ocr.require("this image")
+    try:
+        image = Image.open(io.BytesIO(data))
+        frames = getattr(image, "n_frames", 1)
+    except Image.DecompressionBombError:
+        raise TooLarge("image has too many pixels to process safely") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise CorruptDocument(f"{detected.kind.upper()} image is damaged ({exc})") from None
+    elements: list[Element] = []
+    try:
+        if ocr.name == "tesseract":
+            from .ocr import tesseract_image
+
+            for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
+                elements += tesseract_image(frame.copy(), number, languages=ocr.languages)
+        else:
+            from .textract import SYNC_MAX_BYTES
+
+            client = ocr.textract
+            if frames == 1:
+                elements = client.detect_bytes(data, 1, what=f"{detected.kind.upper()} image")
+            elif ref.bucket:
+                elements = client.detect_s3(ref.bucket, ref.key, size=len(data), pages=frames, token_of=data)
+            else:
+                for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
+                    buffer = io.BytesIO()
+                    frame.convert("L").save(buffer, format="PNG")
+                    if buffer.tell() > SYNC_MAX_BYTES:
+                        raise TooLarge(f"TIFF page {number} is over Textract's 10 MB limit")
+                    elements += client.detect_bytes(buffer.getvalue(), number, what=f"TIFF page {number}")
+    except (OSError, ValueError) as exc:
+        raise CorruptDocument(f"{detected.kind.upper()} image could not be decoded ({exc})") from None
+    return Extraction(
+        elements=elements,
+        content_type=detected.mime,
+        engine=ocr.name,
+        pages=frames,
+        ocr_pages=frames,
+    )

@@ -1,0 +1,229 @@
+"""Amazon Textract: DetectDocumentText for one page, Start/GetDocumentTextDetection for many.
+
+Throttling, 5xx and timeouts are retried with exponential backoff and become Throttled /
+ServiceUnavailable when they persist; a document Textract rejects becomes a permanent error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..errors import (
+    ConfigError,
+    CorruptDocument,
+    ServiceUnavailable,
+    Throttled,
+    TooLarge,
+    UnsupportedFormat,
+)
+from ..model import Element
+from .ocr import Line, lines_to_elements, order_lines
+
+__all__ = [
+    "ASYNC_MAX_BYTES",
+    "ASYNC_MAX_PAGES",
+    "SYNC_MAX_BYTES",
+    "TextractOcr",
+    "blocks_to_elements",
+    "make_client",
+]
+
+SYNC_MAX_BYTES = 10 * 1024 * 1024
+ASYNC_MAX_BYTES = 500 * 1024 * 1024
+ASYNC_MAX_PAGES = 3000
+_THROTTLE_CODES = {
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+}
+_SERVER_CODES = {"InternalServerError", "ServiceUnavailable", "ServiceUnavailableException"}
+_CONFIG_CODES = {
+    "AccessDeniedException",
+    "InvalidS3ObjectException",
+    "InvalidKMSKeyException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+}
+
+_sleep: Callable[[float], None] = time.sleep  # tests replace it
+
+
+def make_client() -> Any:
+    """A boto3 Textract client whose own retries are few: ours do the backoff."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=10, read_timeout=120)
+    try:
+        return boto3.client("textract", config=config)
+    except Exception as exc:  # NoRegionError and friends
+        raise ConfigError(f"cannot create a Textract client ({type(exc).__name__}): set AWS_REGION") from None
+
+
+class TextractOcr:
+    """Textract text detection with backoff, pagination and limits, translated to our errors."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        max_attempts: int = 6,
+        base_delay: float = 1.0,
+        max_delay: float = 20.0,
+        job_timeout: float = 600.0,
+    ) -> None:
+        self.client = client
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.job_timeout = job_timeout
+        self.calls: list[str] = []  # operation names, in order: what was billed
+
+    # -- synchronous: one page ----------------------------------------------------------------------
+
+    def detect_bytes(self, data: bytes, page: int = 1, *, what: str = "image") -> list[Element]:
+        """DetectDocumentText on an image or single-page PDF of at most 10 MB."""
+        if len(data) > SYNC_MAX_BYTES:
+            raise TooLarge(
+                f"{what} is {len(data) / 1048576:.1f} MB; Textract reads at most 10 MB per page "
+                "synchronously: reduce its resolution"
+            )
+        response = self._call("detect_document_text", Document={"Bytes": data})
+        return blocks_to_elements(response.get("Blocks", []), default_page=page, page_offset=page - 1)
+
+    # -- asynchronous: a multi-page document in S3 --------------------------------------------------
+
+    def detect_s3(self, bucket: str, key: str, *, size: int, pages: int, token_of: bytes) -> list[Element]:
+        """StartDocumentTextDetection on s3://bucket/key, poll with backoff, follow NextToken."""
+        if size > ASYNC_MAX_BYTES:
+            raise TooLarge(f"document is {size / 1048576:.0f} MB; Textract reads at most 500 MB")
+        if pages > ASYNC_MAX_PAGES:
+            raise TooLarge(f"document has {pages} pages; Textract reads at most {ASYNC_MAX_PAGES}")
+        # The same bytes give the same token: a retried invocation joins the job already started.
+        token = hashlib.sha256(token_of).hexdigest()[:64]
+        started = self._call(
+            "start_document_text_detection",
+            DocumentLocation={"S3Object": {"Bucket": bucket, "Name": key}},
+            ClientRequestToken=token,
+        )
+        job_id = started["JobId"]
+        deadline = time.monotonic() + self.job_timeout
+        delay = self.base_delay
+        while True:
+            response = self._call("get_document_text_detection", JobId=job_id, MaxResults=1000)
+            status = response.get("JobStatus")
+            if status in {"SUCCEEDED", "PARTIAL_SUCCESS"}:
+                break
+            if status == "FAILED":
+                reason = response.get("StatusMessage") or "no reason given"
+                raise CorruptDocument(f"Textract could not read the document: {reason}")
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(
+                    f"Textract job {job_id} still {status} after {self.job_timeout:.0f} s; it will be retried"
+                )
+            _sleep(delay)
+            delay = min(delay * 2, self.max_delay)
+        blocks = list(response.get("Blocks", []))
+        next_token = response.get("NextToken")
+        while next_token:
+            response = self._call(
+                "get_document_text_detection", JobId=job_id, MaxResults=1000, NextToken=next_token
+            )
+            blocks.extend(response.get("Blocks", []))
+            next_token = response.get("NextToken")
+        return blocks_to_elements(blocks, default_page=1)
+
+    # -- one call with retries ----------------------------------------------------------------------
+
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        from botocore.exceptions import (
+            ClientError,
+            HTTPClientError,
+            NoCredentialsError,
+        )
+        from botocore.exceptions import (
+            ConnectionError as BotoConnectionError,
+        )
+
+        last = ""
+        for attempt in range(1, self.max_attempts + 1):
+            self.calls.append(operation)
+            try:
+                return getattr(self.client, operation)(**params)  # type: ignore[no-any-return]
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                code = str(error.get("Code", ""))
+                status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+                message = str(error.get("Message", ""))[:300]
+                if code in _THROTTLE_CODES or status == 429:
+                    last = code or "429"
+                    if attempt == self.max_attempts:
+                        raise Throttled(
+                            f"Textract is throttling ({last}) after {attempt} tries; will retry later"
+                        ) from None
+                elif code in _SERVER_CODES or status >= 500:
+                    last = code or str(status)
+                    if attempt == self.max_attempts:
+                        raise ServiceUnavailable(
+                            f"Textract unavailable ({last}) after {attempt} tries"
+                        ) from None
+                else:
+                    raise _permanent(code, message) from None
+            except NoCredentialsError:
+                raise ConfigError(
+                    "Textract needs AWS credentials: configure them, or set RAGSTREAM_OCR=tesseract"
+                ) from None
+            except (BotoConnectionError, HTTPClientError) as exc:  # timeouts, resets, DNS
+                last = type(exc).__name__
+                if attempt == self.max_attempts:
+                    raise ServiceUnavailable(f"Textract unreachable ({last}) after {attempt} tries") from None
+            _sleep(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+        raise ServiceUnavailable(f"Textract failed ({last})")  # pragma: no cover - loop always returns
+
+
+def _permanent(code: str, message: str) -> Exception:
+    if code == "UnsupportedDocumentException":
+        return UnsupportedFormat(
+            "Textract does not support this document's format (PNG, JPEG, TIFF, PDF only)"
+        )
+    if code == "BadDocumentException":
+        return CorruptDocument("Textract cannot read the document: it is damaged or not a valid image/PDF")
+    if code == "DocumentTooLargeException":
+        return TooLarge("document exceeds Textract's size limits (10 MB sync, 500 MB async)")
+    if code in _CONFIG_CODES:
+        return ConfigError(f"Textract refused ({code}): {message}. Check the role's permissions and region")
+    if code == "InvalidParameterException":
+        return CorruptDocument(f"Textract rejected the document: {message}")
+    return ConfigError(f"Textract error {code}: {message}")
+
+
+def blocks_to_elements(
+    blocks: Iterable[dict[str, Any]], *, default_page: int = 1, page_offset: int = 0
+) -> list[Element]:
+    """LINE blocks to paragraphs in reading order, page by page (WORD blocks are not needed)."""
+    by_page: dict[int, list[Line]] = {}
+    for block in blocks:
+        if block.get("BlockType") != "LINE" or not str(block.get("Text", "")).strip():
+            continue
+        box = block.get("Geometry", {}).get("BoundingBox", {})
+        page = int(block.get("Page") or 1) + page_offset if "Page" in block else default_page
+        by_page.setdefault(page, []).append(
+            Line(
+                text=str(block["Text"]),
+                left=float(box.get("Left", 0.0)),
+                top=float(box.get("Top", 0.0)),
+                width=float(box.get("Width", 0.0)),
+                height=float(box.get("Height", 0.0)),
+            )
+        )
+    elements: list[Element] = []
+    for page in sorted(by_page):
+        elements += lines_to_elements(order_lines(by_page[page]), page, source="textract")
+    return elements

@@ -1,0 +1,523 @@
+"""The ingest pipeline: SourceRef -> bytes -> elements -> chunks -> points -> ledger record.
+
+The invariants (see ARCHITECTURE.md):
+- a point's id is ``uuid5(source|version|chunk_index)``: the same bytes rewrite the same points;
+- same version and same settings fingerprint as the ledger's indexed record: skipped before any
+  extraction or embedding;
+- a new version is upserted first, then the source's other versions are deleted;
+- every ledger write is conditional on the S3 sequencer: an older or duplicate event never
+  overwrites a newer state;
+- a permanent failure is recorded and the source's old points removed (the index stays true to the
+  bucket); a transient one is recorded as retryable and reported so that the caller retries it.
+
+Work is batched across documents: chunks of several documents are embedded and upserted together,
+then each document is committed on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from .blobs import Blobs, BlobStore, ObjectGone
+from .chunking import chunk_elements
+from .errors import DocumentError, EmptyDocument, RagstreamError, TransientError
+from .index import Point, QdrantIndex, point_id
+from .index.qdrant import folders_of
+from .model import Change, Chunk, DocumentRecord, Extraction, SourceRef, Status
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+
+    from .config import Settings
+    from .ledger import Ledger
+
+__all__ = ["Outcome", "Pipeline", "raise_for_retry"]
+
+log = logging.getLogger(__name__)
+
+#: Payload keys of ours; user metadata of the same name does not override them.
+RESERVED = frozenset(
+    {
+        "source",
+        "bucket",
+        "key",
+        "version",
+        "page",
+        "chunk_index",
+        "title",
+        "content_type",
+        "last_modified",
+        "engine",
+        "folders",
+        "element_type",
+    }
+)
+#: Chunks gathered before one embed + upsert round across documents.
+FLUSH_CHUNKS = 512
+
+OutcomeStatus = Literal["indexed", "skipped", "deleted", "failed", "stale", "gone", "repaired"]
+
+
+class Outcome(BaseModel):
+    """What happened to one source in one run."""
+
+    source: str
+    status: OutcomeStatus
+    reason: str | None = None
+    error_kind: str | None = None
+    retryable: bool = False
+    chunks: int = 0
+    embedded: int = 0
+    pages: int | None = None
+    ocr_pages: int = 0
+    content_type: str | None = None
+    engine: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class _Prepared:
+    """A document extracted and chunked, waiting for its embeddings."""
+
+    ref: SourceRef
+    prev: DocumentRecord | None
+    version: str
+    size: int
+    extraction: Extraction
+    chunks: list[Chunk]
+    timings: dict[str, float]
+    started: float
+
+
+@dataclass
+class Pipeline:
+    """The pieces of ingestion, wired once (per process, per Lambda container) and reused."""
+
+    settings: Settings
+    embedder: Embeddings
+    index: QdrantIndex
+    ledger: Ledger
+    store: BlobStore
+    textract: Any = None
+    length: Callable[[str], int] = field(default=len)
+    _dim: int | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        store: BlobStore | None = None,
+        embedder: Embeddings | None = None,
+        index: QdrantIndex | None = None,
+        ledger: Ledger | None = None,
+        textract: Any = None,
+    ) -> Pipeline:
+        """Build every piece from the settings; any piece can be handed in instead."""
+        from .embeddings import build_embeddings, count_tokens
+        from .index import open_index
+        from .ledger import open_ledger
+
+        return cls(
+            settings=settings,
+            embedder=embedder or build_embeddings(settings),
+            index=index or open_index(settings),
+            ledger=ledger or open_ledger(settings),
+            store=store or Blobs(),
+            textract=textract,
+            length=count_tokens,
+        )
+
+    # -- public ---------------------------------------------------------------------------------------
+    def run(
+        self,
+        refs: Iterable[SourceRef],
+        *,
+        force: Collection[str] = (),
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> list[Outcome]:
+        """Apply each ref (upsert or delete); one outcome per ref, in order of completion.
+
+        Sources in ``force`` are re-indexed even when the ledger says they are unchanged.
+        """
+        outcomes: list[Outcome] = []
+
+        def done(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+
+        pending: list[_Prepared] = []
+        for ref in refs:
+            if ref.change is Change.DELETE:
+                self._flush(pending, done)
+                pending = []
+                done(self._delete(ref))
+                continue
+            prepared = self._prepare(ref, force=ref.source in force)
+            if isinstance(prepared, Outcome):
+                done(prepared)
+                continue
+            pending.append(prepared)
+            if sum(len(p.chunks) for p in pending) >= FLUSH_CHUNKS:
+                self._flush(pending, done)
+                pending = []
+        self._flush(pending, done)
+        return outcomes
+
+    def sync(
+        self,
+        root: str,
+        *,
+        repair: bool = False,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> list[Outcome]:
+        """Make the index match a folder or bucket prefix: index what is new or changed (or failed
+        transiently), delete what is gone. ``repair`` (reconcile) also checks the index itself: it
+        removes points of versions the ledger does not hold, and re-indexes documents missing points.
+        """
+        listed = list(self.store.list(root))
+        seen = {r.source for r in listed}
+        base = root if "://" in root else file_ref_root(root)
+        records = {rec.source: rec for rec in self._records(prefix=base)}
+        gone = [
+            SourceRef(
+                source=rec.source,
+                key=rec.source.rsplit("/", 1)[-1],
+                bucket=_bucket(rec.source),
+                change=Change.DELETE,
+            )
+            for rec in records.values()
+            if rec.source not in seen and rec.status is not Status.DELETED
+        ]
+        force: set[str] = set()
+        repaired: list[Outcome] = []
+        if repair:
+            counts = self.index.versions()
+            for (source, version), n in sorted(counts.items()):
+                if not source.startswith(base):
+                    continue
+                rec = records.get(source)
+                if _stray(rec, version):
+                    self.index.delete_source(source, only_version=version)
+                    repaired.append(
+                        Outcome(
+                            source=source,
+                            status="repaired",
+                            reason=f"removed {n} points of a version the ledger does not hold",
+                        )
+                    )
+            for rec in records.values():
+                if (
+                    rec.status is Status.INDEXED
+                    and counts.get((rec.source, rec.version or ""), 0) < rec.chunks
+                ):
+                    force.add(rec.source)
+        for outcome in repaired:
+            if on_outcome:
+                on_outcome(outcome)
+        return repaired + self.run([*listed, *gone], force=force, on_outcome=on_outcome)
+
+    def delete(self, ref: SourceRef) -> Outcome:
+        return self._delete(ref)
+
+    # -- steps ----------------------------------------------------------------------------------------
+    def _prepare(self, ref: SourceRef, *, force: bool = False) -> _Prepared | Outcome:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        prev = self.ledger.get(ref.source)
+        if _is_stale(ref, prev):
+            return Outcome(
+                source=ref.source, status="stale", reason="an event newer than this one was applied"
+            )
+        if not force and self._unchanged(prev, etag=ref.etag):
+            self._touch(prev, ref)  # type: ignore[arg-type]
+            return _skipped(prev, started)  # type: ignore[arg-type]
+        version = None
+        try:
+            t = time.perf_counter()
+            try:
+                data, ref = self.store.read(ref, max_bytes=self.settings.max_document_bytes)
+            except ObjectGone:
+                return Outcome(source=ref.source, status="gone", reason="object no longer exists")
+            timings["fetch"] = time.perf_counter() - t
+            version = hashlib.sha256(data).hexdigest()
+            if not force and self._unchanged(prev, version=version):
+                self._touch(prev, ref)  # type: ignore[arg-type]
+                return _skipped(prev, started)  # type: ignore[arg-type]
+            t = time.perf_counter()
+            from .extract import extract
+
+            extraction = extract(data, ref, self.settings, textract=self.textract)
+            timings["extract"] = time.perf_counter() - t
+            t = time.perf_counter()
+            chunks = chunk_elements(
+                extraction.elements,
+                chunk_size=self.settings.chunk_size,
+                chunk_overlap=self.settings.chunk_overlap,
+                length=self.length,
+            )
+            timings["chunk"] = time.perf_counter() - t
+            if not chunks:
+                raise EmptyDocument("no text to index after extraction")
+        except Exception as exc:  # every failure becomes a recorded outcome for this one document
+            return self._fail(ref, prev, version, exc, started)
+        return _Prepared(ref, prev, version, len(data), extraction, chunks, timings, started)
+
+    def _flush(self, batch: list[_Prepared], done: Callable[[Outcome], None]) -> None:
+        if not batch:
+            return
+        texts = [c.text for p in batch for c in p.chunks]
+        try:
+            t = time.perf_counter()
+            vectors = self.embedder.embed_documents(texts)
+            embed_time = time.perf_counter() - t
+            self.index.ensure_collection(len(vectors[0]))
+            t = time.perf_counter()
+            points = [self._points(p, vecs) for p, vecs in zip(batch, _split(vectors, batch), strict=True)]
+            self.index.upsert([pt for doc in points for pt in doc])
+            upsert_time = time.perf_counter() - t
+        except Exception as exc:
+            for p in batch:
+                done(self._fail(p.ref, p.prev, p.version, exc, p.started))
+            return
+        for p, doc_points in zip(batch, points, strict=True):
+            share = len(p.chunks) / len(texts)
+            p.timings["embed"] = embed_time * share
+            p.timings["index"] = upsert_time * share
+            try:
+                done(self._commit(p, doc_points))
+            except Exception as exc:
+                done(self._fail(p.ref, p.prev, p.version, exc, p.started))
+
+    def _points(self, p: _Prepared, vectors: list[list[float]]) -> list[Point]:
+        ref, ex = p.ref, p.extraction
+        base: dict[str, Any] = {k: v for k, v in ref.user_metadata.items() if k not in RESERVED}
+        base.update({k: v for k, v in ex.metadata.items() if k not in RESERVED})
+        base.update(
+            source=ref.source,
+            bucket=ref.bucket,
+            key=ref.key,
+            version=p.version,
+            content_type=ex.content_type,
+            engine=ex.engine,
+            last_modified=ref.last_modified.isoformat() if ref.last_modified else None,
+            folders=folders_of(ref.source),
+        )
+        points = []
+        for chunk, vector in zip(p.chunks, vectors, strict=True):
+            meta = dict(base)
+            meta.update({k: v for k, v in chunk.metadata.items() if k not in RESERVED})
+            meta.update(page=chunk.page, chunk_index=chunk.index, title=chunk.title)
+            points.append(
+                Point(
+                    id=point_id(ref.source, p.version, chunk.index),
+                    vector=vector,
+                    text=chunk.text,
+                    metadata=meta,
+                )
+            )
+        return points
+
+    def _commit(self, p: _Prepared, points: list[Point]) -> Outcome:
+        ref, ex = p.ref, p.extraction
+        t = time.perf_counter()
+        record = DocumentRecord(
+            source=ref.source,
+            status=Status.INDEXED,
+            version=p.version,
+            sequencer=ref.sequencer or (p.prev.sequencer if p.prev else None),
+            fingerprint=self.settings.fingerprint,
+            content_type=ex.content_type,
+            engine=ex.engine,
+            chunks=len(p.chunks),
+            pages=ex.pages,
+            ocr_pages=ex.ocr_pages,
+            size=p.size,
+            etag=ref.etag,
+            timings={k: round(v, 4) for k, v in p.timings.items()},
+        )
+        if not self.ledger.put(record):
+            current = self.ledger.get(ref.source)
+            if current is None or current.version != p.version:
+                self.index.delete_source(ref.source, only_version=p.version)
+            return Outcome(source=ref.source, status="stale", reason="a newer event was applied meanwhile")
+        if p.prev is not None and not (p.prev.status is Status.INDEXED and p.prev.version == p.version):
+            # a replace: drop every other version, then make sure a racing older run did not drop ours
+            self.index.delete_source(ref.source, keep_version=p.version)
+            if self.index.count(ref.source, p.version) < len(points):
+                log.warning("points of %s vanished during a replace; writing them again", ref.source)
+                self.index.upsert(points)
+        p.timings["commit"] = time.perf_counter() - t
+        return Outcome(
+            source=ref.source,
+            status="indexed",
+            chunks=len(p.chunks),
+            embedded=len(p.chunks),
+            pages=ex.pages,
+            ocr_pages=ex.ocr_pages,
+            content_type=ex.content_type,
+            engine=ex.engine,
+            seconds=time.perf_counter() - p.started,
+        )
+
+    def _delete(self, ref: SourceRef) -> Outcome:
+        started = time.perf_counter()
+        try:
+            prev = self.ledger.get(ref.source)
+            if _is_stale(ref, prev):
+                return Outcome(
+                    source=ref.source, status="stale", reason="an event newer than this one was applied"
+                )
+            record = DocumentRecord(
+                source=ref.source,
+                status=Status.DELETED,
+                version=prev.version if prev else None,
+                sequencer=ref.sequencer or (prev.sequencer if prev else None),
+            )
+            if not self.ledger.put(record):
+                return Outcome(
+                    source=ref.source, status="stale", reason="a newer event was applied meanwhile"
+                )
+            self.index.delete_source(ref.source)
+        except Exception as exc:
+            return _outcome_of_error(ref.source, exc, started)
+        return Outcome(source=ref.source, status="deleted", seconds=time.perf_counter() - started)
+
+    def _unchanged(
+        self, prev: DocumentRecord | None, *, etag: str | None = None, version: str | None = None
+    ) -> bool:
+        """Whether the ledger already holds this content, indexed with the current settings."""
+        if prev is None or prev.status is not Status.INDEXED or prev.fingerprint != self.settings.fingerprint:
+            return False
+        if version is not None:
+            return prev.version == version
+        return etag is not None and prev.etag == etag
+
+    def _touch(self, prev: DocumentRecord, ref: SourceRef) -> None:
+        """Record a newer sequencer (or etag) on an unchanged document, so older events stay refused."""
+        newer = ref.sequencer and (prev.sequencer is None or ref.sequencer > prev.sequencer)
+        if newer or (ref.etag and ref.etag != prev.etag):
+            self.ledger.put(
+                prev.model_copy(
+                    update={
+                        "sequencer": ref.sequencer if newer else prev.sequencer,
+                        "etag": ref.etag or prev.etag,
+                    }
+                )
+            )
+
+    def _fail(
+        self, ref: SourceRef, prev: DocumentRecord | None, version: str | None, exc: Exception, started: float
+    ) -> Outcome:
+        outcome = _outcome_of_error(ref.source, exc, started)
+        record = DocumentRecord(
+            source=ref.source,
+            status=Status.FAILED,
+            version=version,
+            sequencer=ref.sequencer or (prev.sequencer if prev else None),
+            fingerprint=self.settings.fingerprint,
+            error=outcome.reason,
+            error_kind=outcome.error_kind,
+            retryable=outcome.retryable,
+            size=ref.size,
+        )
+        try:
+            if self.ledger.put(record) and not outcome.retryable and prev is not None:
+                # the object as it is now cannot be indexed: its old text must not answer questions
+                self.index.delete_source(ref.source)
+        except Exception as inner:  # the ledger or index is down too: the caller retries
+            log.error("could not record the failure of %s: %s", ref.source, inner)
+            outcome = outcome.model_copy(update={"retryable": True})
+        return outcome
+
+    def _records(self, *, prefix: str) -> Iterator[DocumentRecord]:
+        cursor = None
+        while True:
+            records, cursor = self.ledger.list(prefix=prefix, limit=500, cursor=cursor)
+            yield from records
+            if cursor is None:
+                return
+
+
+def _skipped(prev: DocumentRecord, started: float) -> Outcome:
+    return Outcome(
+        source=prev.source,
+        status="skipped",
+        reason="unchanged",
+        chunks=prev.chunks,
+        content_type=prev.content_type,
+        engine=prev.engine,
+        pages=prev.pages,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _stray(rec: DocumentRecord | None, version: str) -> bool:
+    """Whether points of ``version`` have no business in the index, given the ledger's record.
+
+    Points of a document that failed transiently stay: they answer until the retry replaces them.
+    """
+    if rec is None or rec.status is Status.DELETED:
+        return True
+    if rec.status is Status.FAILED:
+        return not rec.retryable
+    return rec.version != version
+
+
+def _bucket(source: str) -> str | None:
+    return source[5:].split("/", 1)[0] if source.startswith("s3://") else None
+
+
+def raise_for_retry(outcomes: list[Outcome]) -> None:
+    """Raise a TransientError when any outcome should be retried (the queue redelivers it)."""
+    retry = [o for o in outcomes if o.status == "failed" and o.retryable]
+    if retry:
+        detail = "; ".join(f"{o.source}: {o.reason}" for o in retry[:5])
+        raise TransientError(f"{len(retry)} document(s) to retry: {detail}")
+
+
+def _is_stale(ref: SourceRef, prev: DocumentRecord | None) -> bool:
+    return bool(ref.sequencer and prev and prev.sequencer and ref.sequencer < prev.sequencer)
+
+
+def _split(vectors: list[list[float]], batch: list[_Prepared]) -> Iterator[list[list[float]]]:
+    start = 0
+    for p in batch:
+        yield vectors[start : start + len(p.chunks)]
+        start += len(p.chunks)
+
+
+def _outcome_of_error(source: str, exc: Exception, started: float) -> Outcome:
+    if isinstance(exc, RagstreamError):
+        # only the document itself is a permanent failure; a fixable setting or permission is retried
+        reason, kind, retryable = str(exc) or exc.kind, exc.kind, not isinstance(exc, DocumentError)
+    else:  # a bug or an untranslated error: retry it, then the DLQ shows it; never lose it
+        log.exception("unexpected error on %s", source)
+        reason, kind, retryable = f"{type(exc).__name__}: {exc}", "InternalError", True
+    if isinstance(exc, DocumentError):
+        log.info("document failed: %s: %s", source, reason)
+    return Outcome(
+        source=source,
+        status="failed",
+        reason=reason,
+        error_kind=kind,
+        retryable=retryable,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def file_ref_root(root: str) -> str:
+    """The source prefix of every file under a folder (or the file itself)."""
+    from pathlib import Path
+
+    path = Path(root).resolve()
+    uri = path.as_uri()
+    return uri if path.is_file() else uri.rstrip("/") + "/"

@@ -1,0 +1,40 @@
+"""Shared fixtures and helpers: sample events, fake AWS credentials, a local OpenAI server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peers.openai_server import OpenAIServer
+
+EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+AWS_REGION = "eu-west-1"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample Lambda event from ``events/`` (``name`` with or without ``.json``)."""
+    path = EVENTS_DIR / (name if name.endswith(".json") else f"{name}.json")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake AWS credentials and region, so that boto3 never reaches a real account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": AWS_REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAIServer]:
+    """A real OpenAI-compatible server on 127.0.0.1; ``openai_server.url + "/v1"`` is the base URL."""
+    with OpenAIServer() as server:
+        yield server

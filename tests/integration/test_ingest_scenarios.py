@@ -1,0 +1,397 @@
+"""Indexing that stays true to the bucket, through the real ingest handler.
+
+moto plays S3, SQS and DynamoDB (the bucket notifies the queue for real); Qdrant is embedded; the
+embedder is the real local model, wrapped to count what it embeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import quote_plus, unquote_plus
+
+import boto3
+import pytest
+from moto import mock_aws
+from qdrant_client import QdrantClient
+
+from ragstream.blobs import Blobs
+from ragstream.config import Settings
+from ragstream.embeddings import LocalEmbeddings
+from ragstream.errors import IndexUnavailable
+from ragstream.events import refs_from_event
+from ragstream.index import QdrantIndex, point_id
+from ragstream.ingest import Pipeline
+from ragstream.ledger.dynamodb import DynamoDBLedger, table_definition
+from ragstream.model import Status
+
+ROOT = Path(__file__).resolve().parents[2]
+BUCKET, QUEUE, TABLE = "ragstream-docs", "ragstream-ingest", "ragstream-ledger"
+REGION = "eu-west-1"
+
+
+class CountingEmbeddings(LocalEmbeddings):
+    """The real local model, counting the texts it embeds (queries excluded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.documents = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.documents += len(texts)
+        return super().embed_documents(texts)
+
+
+class ObservedIndex(QdrantIndex):
+    """The real index; can be told to fail for one source, and records point counts around deletes."""
+
+    def __init__(self, client: QdrantClient) -> None:
+        super().__init__(client, "ragstream", batch_size=64, retries=0)
+        self.fail_for: str | None = None
+        self.watch: str | None = None
+        self.seen_counts: list[int] = []
+        self.hold: tuple[threading.Event, threading.Event] | None = None
+
+    def upsert(self, points: Any) -> int:
+        if self.fail_for and any(p.metadata["source"] == self.fail_for for p in points):
+            raise IndexUnavailable("Qdrant did not answer after 1 tries: connection refused")
+        hold, self.hold = self.hold, None  # only the next upsert is held
+        if hold is not None:
+            reached, release = hold
+            reached.set()
+            release.wait(10)
+        return super().upsert(points)
+
+    def delete_source(self, source: str, **kwargs: Any) -> None:
+        if source == self.watch:
+            self.seen_counts.append(self.count(source))
+        super().delete_source(source, **kwargs)
+        if source == self.watch:
+            self.seen_counts.append(self.count(source))
+
+
+@pytest.fixture(scope="module")
+def embedder() -> CountingEmbeddings:
+    return CountingEmbeddings()
+
+
+@pytest.fixture
+def aws(aws_env: None) -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        queue_url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        s3.put_bucket_notification_configuration(
+            Bucket=BUCKET,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
+                ]
+            },
+        )
+        dynamodb.create_table(**table_definition(TABLE))
+        yield {"s3": s3, "sqs": sqs, "dynamodb": dynamodb, "queue_url": queue_url, "queue_arn": queue_arn}
+
+
+@pytest.fixture
+def handler(
+    aws: dict[str, Any], tmp_path: Path, embedder: CountingEmbeddings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleType]:
+    """functions/ingest/app.py as Lambda loads it, with the test's counting embedder and index."""
+    monkeypatch.setenv("RAGSTREAM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RAGSTREAM_LEDGER_TABLE", TABLE)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "ragstream-ingest")
+    spec = importlib.util.spec_from_file_location("ingest_app", ROOT / "functions" / "ingest" / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    settings = Settings(home=tmp_path / "home", ledger_table=TABLE)
+    module.pipeline = Pipeline.from_settings(
+        settings,
+        embedder=embedder,
+        index=ObservedIndex(QdrantClient(":memory:")),
+        ledger=DynamoDBLedger(TABLE, client=aws["dynamodb"]),
+        store=Blobs(aws["s3"]),
+    )
+    yield module
+    module.pipeline.index.close()
+
+
+class Context:
+    function_name = "IngestFunction"
+    memory_limit_in_mb = 2048
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:IngestFunction"
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+
+def drain(aws: dict[str, Any], handler: ModuleType) -> list[dict[str, Any]]:
+    """Feed the queue's messages to the handler in Lambda's SQS event shape, as the event source
+    mapping does; return the batch item failures of every batch."""
+    failures: list[dict[str, Any]] = []
+    while True:
+        messages = (
+            aws["sqs"]
+            .receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10, AttributeNames=["All"])
+            .get("Messages", [])
+        )
+        if not messages:
+            return failures
+        event = {"Records": [sqs_record(m["Body"], m["MessageId"], aws["queue_arn"]) for m in messages]}
+        response = handler.lambda_handler(event, Context())
+        failures += response["batchItemFailures"]
+        for m in messages:
+            aws["sqs"].delete_message(QueueUrl=aws["queue_url"], ReceiptHandle=m["ReceiptHandle"])
+
+
+def sqs_record(
+    body: str, message_id: str, arn: str = "arn:aws:sqs:eu-west-1:123456789012:q"
+) -> dict[str, Any]:
+    return {
+        "messageId": message_id,
+        "receiptHandle": "rh-" + message_id,
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": REGION,
+    }
+
+
+def s3_body(key: str, event: str, sequencer: str, size: int = 10) -> str:
+    """An S3 notification as S3 sends it (key URL-encoded), with an explicit sequencer."""
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventVersion": "2.1",
+                    "eventSource": "aws:s3",
+                    "awsRegion": REGION,
+                    "eventTime": "2024-05-01T12:00:00.000Z",
+                    "eventName": event,
+                    "s3": {
+                        "s3SchemaVersion": "1.0",
+                        "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
+                        "object": {"key": quote_plus(key), "size": size, "eTag": "x", "sequencer": sequencer},
+                    },
+                }
+            ]
+        }
+    )
+
+
+def put(aws: dict[str, Any], key: str, text: str) -> None:
+    aws["s3"].put_object(Bucket=BUCKET, Key=key, Body=text.encode())
+
+
+def points_of(handler: ModuleType, key: str) -> int:
+    return handler.pipeline.index.count(f"s3://{BUCKET}/{key}")
+
+
+def doc(topic: str, n: int = 3) -> str:
+    return f"# {topic}\n\n" + "\n\n".join(
+        f"Paragraph {i} about {topic}: the committee reviewed the {topic} figures and agreed on next steps."
+        for i in range(n)
+    )
+
+
+# -- scenarios ---------------------------------------------------------------------------------------------
+
+
+def test_the_same_event_twice_and_the_same_bytes_again_embed_nothing(
+    aws: dict[str, Any], handler: ModuleType, embedder: CountingEmbeddings
+) -> None:
+    # GIVEN a file uploaded and ingested
+    put(aws, "notes/q1 plan+draft.md", doc("budget"))
+    assert drain(aws, handler) == []
+    indexed = points_of(handler, "notes/q1 plan+draft.md")
+    assert indexed > 0
+    # WHEN the same notification is delivered twice, and the same bytes are uploaded again
+    before = embedder.documents
+    body = s3_body("notes/q1 plan+draft.md", "ObjectCreated:Put", "0000000000000001")
+    event = {"Records": [sqs_record(body, "m1"), sqs_record(body, "m2")]}
+    assert handler.lambda_handler(event, Context())["batchItemFailures"] == []
+    put(aws, "notes/q1 plan+draft.md", doc("budget"))
+    assert drain(aws, handler) == []
+    # THEN nothing was embedded again and the points are the same
+    assert embedder.documents == before
+    assert points_of(handler, "notes/q1 plan+draft.md") == indexed
+
+
+def test_an_edit_replaces_the_old_version_without_a_gap(
+    aws: dict[str, Any], handler: ModuleType, embedder: CountingEmbeddings
+) -> None:
+    key = "reports/weekly.md"
+    source = f"s3://{BUCKET}/{key}"
+    put(aws, key, doc("hiring", 3))
+    drain(aws, handler)
+    old = handler.pipeline.ledger.get(source)
+    # WHEN the file is edited
+    handler.pipeline.index.watch = source
+    put(aws, key, doc("marketing", 5))
+    assert drain(aws, handler) == []
+    new = handler.pipeline.ledger.get(source)
+    # THEN only the new version's points remain, and the document never vanished on the way
+    assert new.version != old.version and new.status is Status.INDEXED
+    assert handler.pipeline.index.count(source, old.version) == 0
+    assert handler.pipeline.index.count(source, new.version) == new.chunks == points_of(handler, key)
+    assert handler.pipeline.index.seen_counts and min(handler.pipeline.index.seen_counts) > 0
+    hits = handler.pipeline.index.search(embedder.embed_query("marketing figures"), limit=3)
+    assert {h.payload["metadata"]["version"] for h in hits} == {new.version}
+
+
+def test_delete_and_a_delete_that_arrives_before_its_create(aws: dict[str, Any], handler: ModuleType) -> None:
+    # GIVEN a file indexed, then deleted from the bucket
+    put(aws, "a.md", doc("travel"))
+    drain(aws, handler)
+    aws["s3"].delete_object(Bucket=BUCKET, Key="a.md")
+    drain(aws, handler)
+    assert points_of(handler, "a.md") == 0
+    assert handler.pipeline.ledger.get(f"s3://{BUCKET}/a.md").status is Status.DELETED
+
+    # WHEN a file is created and deleted, and the delete event (newer sequencer) arrives first
+    put(aws, "b.md", doc("security"))
+    aws["s3"].delete_object(Bucket=BUCKET, Key="b.md")
+    aws["sqs"].purge_queue(QueueUrl=aws["queue_url"])
+    delete = s3_body("b.md", "ObjectRemoved:Delete", "00000000000000B0")
+    create = s3_body("b.md", "ObjectCreated:Put", "00000000000000A0")
+    response = handler.lambda_handler(
+        {"Records": [sqs_record(delete, "d"), sqs_record(create, "c")]}, Context()
+    )
+    # THEN the final state matches the bucket: no points, recorded as deleted
+    assert response["batchItemFailures"] == []
+    assert points_of(handler, "b.md") == 0
+    record = handler.pipeline.ledger.get(f"s3://{BUCKET}/b.md")
+    assert record.status is Status.DELETED and record.sequencer.endswith("B0")
+
+
+def test_an_older_event_never_overwrites_a_newer_state(aws: dict[str, Any], handler: ModuleType) -> None:
+    put(aws, "c.md", doc("pricing"))
+    newer = s3_body("c.md", "ObjectCreated:Put", "0000000000000020")
+    older = s3_body("c.md", "ObjectRemoved:Delete", "0000000000000010")
+    aws["sqs"].purge_queue(QueueUrl=aws["queue_url"])
+    handler.lambda_handler({"Records": [sqs_record(newer, "n")]}, Context())
+    handler.lambda_handler({"Records": [sqs_record(older, "o")]}, Context())
+    assert handler.pipeline.ledger.get(f"s3://{BUCKET}/c.md").status is Status.INDEXED
+    assert points_of(handler, "c.md") > 0
+
+
+def test_a_batch_with_a_corrupt_file_and_qdrant_down_for_one(
+    aws: dict[str, Any], handler: ModuleType
+) -> None:
+    # GIVEN ten uploads: eight good, one corrupt PDF, one whose upsert finds Qdrant down
+    aws["sqs"].purge_queue(QueueUrl=aws["queue_url"])  # S3's s3:TestEvent of the notification setup
+    for i in range(8):
+        put(aws, f"batch/good-{i}.md", doc(f"topic {i}"))
+    aws["s3"].put_object(Bucket=BUCKET, Key="batch/corrupt.pdf", Body=b"%PDF-1.4\n\x00\x01 not really a pdf")
+    put(aws, "batch/unlucky.md", doc("outage"))
+    handler.pipeline.index.fail_for = f"s3://{BUCKET}/batch/unlucky.md"
+    messages = aws["sqs"].receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 10
+    event = {"Records": [sqs_record(m["Body"], m["MessageId"]) for m in messages]}
+    by_key = {
+        unquote_plus(json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"]): m["MessageId"]
+        for m in messages
+    }
+    # WHEN the handler takes the batch
+    response = handler.lambda_handler(event, Context())
+    # THEN only the Qdrant one goes back to the queue; the corrupt one is failed and acknowledged
+    assert response["batchItemFailures"] == [{"itemIdentifier": by_key["batch/unlucky.md"]}]
+    ledger = handler.pipeline.ledger
+    corrupt = ledger.get(f"s3://{BUCKET}/batch/corrupt.pdf")
+    assert corrupt.status is Status.FAILED and not corrupt.retryable and corrupt.error
+    unlucky = ledger.get(f"s3://{BUCKET}/batch/unlucky.md")
+    assert unlucky.status is Status.FAILED and unlucky.retryable
+    for i in range(8):
+        assert ledger.get(f"s3://{BUCKET}/batch/good-{i}.md").status is Status.INDEXED
+        assert points_of(handler, f"batch/good-{i}.md") > 0
+    # AND when Qdrant is back, the redelivered message indexes it
+    handler.pipeline.index.fail_for = None
+    retry = {"Records": [r for r in event["Records"] if r["messageId"] == by_key["batch/unlucky.md"]]}
+    assert handler.lambda_handler(retry, Context())["batchItemFailures"] == []
+    assert ledger.get(f"s3://{BUCKET}/batch/unlucky.md").status is Status.INDEXED
+
+
+def test_reconcile_repairs_lost_events(
+    aws: dict[str, Any], handler: ModuleType, embedder: CountingEmbeddings
+) -> None:
+    pipeline: Pipeline = handler.pipeline
+    put(aws, "keep.md", doc("keep"))
+    put(aws, "vanish.md", doc("vanish"))
+    drain(aws, handler)
+    # GIVEN events were lost: an object put and one deleted with no notification, and stray points
+    aws["s3"].put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={})
+    put(aws, "silent-new.md", doc("silent"))
+    aws["s3"].delete_object(Bucket=BUCKET, Key="vanish.md")
+    stray = point_id(f"s3://{BUCKET}/keep.md", "0" * 64, 0)
+    from ragstream.index import Point
+
+    pipeline.index.upsert(
+        [
+            Point(
+                id=stray,
+                vector=[0.1] * 384,
+                text="old text",
+                metadata={"source": f"s3://{BUCKET}/keep.md", "version": "0" * 64},
+            )
+        ]
+    )
+    before = embedder.documents
+    # WHEN reconcile runs over the bucket
+    outcomes = pipeline.sync(f"s3://{BUCKET}/", repair=True)
+    # THEN the index matches the bucket again
+    assert sorted((o.source.rsplit("/", 1)[-1], o.status) for o in outcomes) == [
+        ("keep.md", "repaired"),
+        ("keep.md", "skipped"),
+        ("silent-new.md", "indexed"),
+        ("vanish.md", "deleted"),
+    ]
+    assert points_of(handler, "silent-new.md") > 0 and points_of(handler, "vanish.md") == 0
+    keep = pipeline.ledger.get(f"s3://{BUCKET}/keep.md")
+    assert pipeline.index.count(f"s3://{BUCKET}/keep.md") == keep.chunks  # the stray point is gone
+    assert embedder.documents - before == pipeline.ledger.get(f"s3://{BUCKET}/silent-new.md").chunks
+    # AND a second reconcile finds nothing to do
+    again = pipeline.sync(f"s3://{BUCKET}/", repair=True)
+    assert {o.status for o in again} == {"skipped"}
+
+
+def test_two_concurrent_runs_on_one_key_end_with_the_newest(aws: dict[str, Any], handler: ModuleType) -> None:
+    # Two Lambda containers: two pipelines sharing only the ledger, the index and the bucket.
+    first: Pipeline = handler.pipeline
+    second = dataclasses.replace(first)
+    index: ObservedIndex = first.index
+    source = f"s3://{BUCKET}/race.md"
+    put(aws, "race.md", doc("version one"))
+    older = refs_from_event(json.loads(s3_body("race.md", "ObjectCreated:Put", "0000000000000100")))
+    newer = refs_from_event(json.loads(s3_body("race.md", "ObjectCreated:Put", "0000000000000200")))
+    # GIVEN a run of the older event that has read v1 and is held just before its upsert
+    reached, release = threading.Event(), threading.Event()
+    index.hold = (reached, release)
+    results: dict[str, Any] = {}
+    slow = threading.Thread(target=lambda: results.update(old=first.run(older)))
+    slow.start()
+    assert reached.wait(10)
+    # WHEN a run of the newer event (v2) goes all the way meanwhile, and then the old one finishes
+    put(aws, "race.md", doc("version two", 4))
+    assert [o.status for o in second.run(newer)] == ["indexed"]
+    release.set()
+    slow.join(20)
+    # THEN exactly the newest version is indexed, and the old run ended as stale (acknowledged)
+    assert [o.status for o in results["old"]] == ["stale"]
+    record = first.ledger.get(source)
+    assert record.sequencer.endswith("200") and record.status is Status.INDEXED
+    versions = {v for (s, v) in first.index.versions() if s == source}
+    assert versions == {record.version}
+    assert first.index.count(source) == record.chunks

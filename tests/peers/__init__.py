@@ -1,0 +1,1 @@
+"""Real local stand-ins for the services ragstream talks to (OpenAI, ...), for tests."""

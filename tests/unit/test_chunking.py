@@ -1,0 +1,79 @@
+"""Chunks: token-bounded, never across pages, with the section title and metadata of their text."""
+
+from __future__ import annotations
+
+import itertools
+
+from ragstream.chunking import chunk_elements
+from ragstream.embeddings import count_tokens
+from ragstream.model import Element
+
+PARA = (
+    "Every full-time employee receives twenty-five days of paid annual leave per calendar year, "
+    "in addition to public holidays, and up to five unused days may be carried over. "
+)
+
+
+def test_chunks_stay_within_the_token_budget_and_keep_pages() -> None:
+    # GIVEN a two-page document with a long section on page 1
+    elements = [
+        Element(text="Leave policy", type="Title", page=1),
+        Element(text=PARA * 12, page=1, title="Leave policy"),
+        Element(text="Sick leave", type="Title", page=2, title="Leave policy"),
+        Element(text="Sick leave is not limited in days.", page=2, title="Sick leave"),
+    ]
+    # WHEN it is chunked at 64 tokens with 8 of overlap
+    chunks = chunk_elements(elements, chunk_size=64, chunk_overlap=8, length=count_tokens)
+    # THEN every chunk fits, indexes are dense, and pages and titles follow the text
+    assert all(count_tokens(c.text) <= 64 for c in chunks)
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    page1 = [c for c in chunks if c.page == 1]
+    page2 = [c for c in chunks if c.page == 2]
+    assert len(page1) >= 5 and page2
+    assert all(c.title == "Leave policy" for c in page1)
+    assert page2[-1].title == "Sick leave"
+    assert "Sick leave is not limited" in page2[-1].text
+    assert not any("Sick leave is not limited" in c.text for c in page1)
+
+
+def test_a_heading_alone_is_folded_into_the_chunks_that_follow_it() -> None:
+    elements = [
+        Element(text="Parental leave", type="Title"),
+        Element(text=PARA * 6, title="Parental leave"),
+    ]
+    chunks = chunk_elements(elements, chunk_size=48, chunk_overlap=0, length=count_tokens)
+    assert all(c.text != "Parental leave" for c in chunks)
+    assert {c.title for c in chunks} == {"Parental leave"}
+
+
+def test_short_elements_share_a_chunk_and_carry_their_metadata() -> None:
+    elements = [
+        Element(
+            text=f"Item {i}: expenses above 25 EUR need a receipt.",
+            type="ListItem",
+            metadata={"subject": "Expenses"},
+        )
+        for i in range(5)
+    ]
+    chunks = chunk_elements(elements, chunk_size=200, chunk_overlap=20, length=count_tokens)
+    assert len(chunks) == 1
+    assert chunks[0].text.count("Item") == 5
+    assert chunks[0].metadata == {"subject": "Expenses"}
+    assert chunks[0].page is None
+
+
+def test_overlap_repeats_text_between_neighbours() -> None:
+    words = " ".join(f"w{i}" for i in range(400))
+    chunks = chunk_elements([Element(text=words)], chunk_size=60, chunk_overlap=20, length=count_tokens)
+    assert len(chunks) > 3
+    for a, b in itertools.pairwise(chunks):
+        assert a.text.split()[-1] in b.text.split()
+
+
+def test_blank_elements_make_no_chunks() -> None:
+    assert (
+        chunk_elements(
+            [Element(text="  \n "), Element(text="")], chunk_size=50, chunk_overlap=5, length=count_tokens
+        )
+        == []
+    )
