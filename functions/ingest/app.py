@@ -14,11 +14,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ragstream.config import get_settings
-from ragstream.events import is_sqs_event, refs_from_event, refs_from_sqs_record
+from ragstream.events import is_reconcile_event, is_sqs_event, refs_from_event, refs_from_sqs_record
 from ragstream.ingest import Outcome, Pipeline, raise_for_retry
 
 logger = Logger(service="ragstream-ingest")
-pipeline = Pipeline.from_settings(get_settings().resolve_secrets())
+settings = get_settings().resolve_secrets()
+pipeline = Pipeline.from_settings(settings)
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -37,6 +38,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
-    outcomes = pipeline.run(refs_from_event(event), on_outcome=_log)  # direct S3 or EventBridge
+    if is_reconcile_event(event):  # the scheduled repair of lost events
+        outcomes = pipeline.sync(f"s3://{settings.bucket}/", repair=True, on_outcome=_log)
+    else:  # direct S3 notification or EventBridge
+        outcomes = pipeline.run(refs_from_event(event), on_outcome=_log)
     raise_for_retry(outcomes)
     return {"outcomes": [o.model_dump(mode="json") for o in outcomes]}

@@ -152,6 +152,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    from .dev import run_dev
+
+    run_dev(settings, host=args.host, s3_port=args.s3_port, api_port=args.port, bucket=args.bucket)
+    return 0
+
+
 # -- output helpers -----------------------------------------------------------------------------------------
 
 
@@ -275,6 +282,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser(
+        "dev", parents=[common], help="the AWS flow on this machine: S3 + SQS (moto), both Lambdas"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--s3-port", type=int, default=4566, help="S3 and SQS endpoint port")
+    p.add_argument("--port", type=int, default=8080, help="query API port")
+    p.add_argument("--bucket", default="ragstream-docs")
+    p.set_defaults(run=cmd_dev)
 
     p = sub.add_parser("eval", parents=[common], help="retrieval quality on a BEIR-layout dataset")
     p.add_argument("--dataset", required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/")

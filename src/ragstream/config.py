@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     )
     max_document_mb: float = Field(default=200.0, gt=0, description="Larger documents fail as TooLarge.")
 
+    # -- the bucket (cloud) ------------------------------------------------------------------------------
+    bucket: str | None = Field(
+        default=None, description="The bucket kept in sync; the scheduled reconcile lists it."
+    )
+
     # -- ledger ----------------------------------------------------------------------------------------
     ledger_table: str | None = Field(
         default=None, description="DynamoDB table of the ledger. Unset: SQLite under home."

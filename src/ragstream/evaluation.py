@@ -18,7 +18,7 @@ from .model import SourceRef
 if TYPE_CHECKING:
     from .config import Settings
 
-__all__ = ["ndcg_at_k", "recall_at_k", "run_beir"]
+__all__ = ["corpus_refs", "dataset_settings", "load_corpus", "ndcg_at_k", "recall_at_k", "run_beir"]
 
 
 def run_beir(
@@ -53,17 +53,11 @@ def run_beir(
     queries = {q["_id"]: q["text"] for q in _jsonl(queries_file) if q["_id"] in qrels}
     query_ids = list(queries)[:limit] if limit else list(queries)
 
-    documents: dict[str, bytes] = {}
-    for doc in _jsonl(corpus_file):
-        text = "\n\n".join(part for part in (doc.get("title", ""), doc.get("text", "")) if part)
-        documents[f"beir://{name}/{doc['_id']}"] = text.encode("utf-8")
-    eval_settings = settings.model_copy(
-        update={"home": settings.home / "eval" / name, "collection": f"eval-{name}"}
-    )
+    documents = load_corpus(dataset)
+    eval_settings = dataset_settings(settings, name)
     pipeline = Pipeline.from_settings(eval_settings, store=MemoryBlobs(documents))
-    refs = [SourceRef(source=s, key=s.rsplit("/", 1)[-1] + ".txt") for s in documents]
     started = time.perf_counter()
-    outcomes = pipeline.run(refs, on_outcome=on_progress)
+    outcomes = pipeline.run(corpus_refs(documents), on_outcome=on_progress)
     ingest_seconds = time.perf_counter() - started
 
     retriever = Retriever(eval_settings, pipeline.embedder, pipeline.index)
@@ -100,6 +94,26 @@ def run_beir(
         "ingest_seconds": round(ingest_seconds, 1),
         "search_seconds": round(search_seconds, 1),
     }
+
+
+def load_corpus(dataset: Path) -> dict[str, bytes]:
+    """A BEIR corpus as documents: ``beir://NAME/ID`` -> title and text."""
+    name = dataset.resolve().name
+    documents: dict[str, bytes] = {}
+    for doc in _jsonl(dataset / "corpus.jsonl"):
+        text = "\n\n".join(part for part in (doc.get("title", ""), doc.get("text", "")) if part)
+        documents[f"beir://{name}/{doc['_id']}"] = text.encode("utf-8")
+    return documents
+
+
+def corpus_refs(documents: dict[str, bytes]) -> list[SourceRef]:
+    """The refs of a loaded corpus, as plain-text documents."""
+    return [SourceRef(source=s, key=s.rsplit("/", 1)[-1] + ".txt") for s in documents]
+
+
+def dataset_settings(settings: Settings, name: str) -> Settings:
+    """A dataset gets a collection and a ledger of its own, under ``home/eval/NAME``."""
+    return settings.model_copy(update={"home": settings.home / "eval" / name, "collection": f"eval-{name}"})
 
 
 def ndcg_at_k(ranking: list[str], relevant: dict[str, int], k: int) -> float:

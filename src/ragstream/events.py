@@ -23,6 +23,7 @@ from .model import Change, SourceRef
 __all__ = [
     "change_of_detail_type",
     "change_of_event_name",
+    "is_reconcile_event",
     "is_sqs_event",
     "refs_from_event",
     "refs_from_eventbridge",
@@ -113,6 +114,11 @@ def is_sqs_event(event: dict[str, Any]) -> bool:
     """Whether a Lambda event is a batch of SQS messages."""
     records = event.get("Records") if isinstance(event, dict) else None
     return bool(records) and all(r.get("eventSource") == "aws:sqs" for r in records)  # type: ignore[union-attr]
+
+
+def is_reconcile_event(event: dict[str, Any]) -> bool:
+    """Whether a Lambda event asks for a reconcile: ``{"action": "reconcile"}`` (the schedule's input)."""
+    return isinstance(event, dict) and event.get("action") == "reconcile"
 
 
 def refs_from_event(body: Any) -> list[SourceRef]:

@@ -112,7 +112,7 @@ class Retriever:
         try:
             reply = self.chat.invoke(prompt)  # type: ignore[union-attr]
         except Exception as exc:
-            raise translate_openai_error(exc) from exc
+            raise translate_openai_error(exc) from None
         text = str(reply.content).strip()
         if NO_ANSWER.rstrip(".").lower() in text.lower():
             return Answer(

@@ -64,7 +64,7 @@ def test_shape_and_unit_length(local: LocalEmbeddings) -> None:
 def test_order_and_batching_do_not_change_vectors(local: LocalEmbeddings) -> None:
     texts = [*SENTENCES, *(f"{s} ({i})" for i, s in enumerate(SENTENCES))]
     expected = local.embed_documents(texts)
-    small_batches = LocalEmbeddings(batch_size=3)
+    small_batches = LocalEmbeddings(batch_size=3, max_batch_tokens=300)
     shuffled = list(reversed(range(len(texts))))
     got = small_batches.embed_documents([texts[i] for i in shuffled])
     for position, original in enumerate(shuffled):

@@ -12,7 +12,7 @@ import pytest
 
 from peers.openai_server import OpenAIServer, fake_embedding
 from ragstream.config import Settings
-from ragstream.embeddings import build_embeddings, embedding_dimension
+from ragstream.embeddings import build_embeddings, embedding_dimension, translate_openai_error
 from ragstream.errors import ConfigError, ServiceUnavailable, Throttled
 
 KEY = "sk-test-0123456789abcdef"
@@ -178,3 +178,27 @@ def test_async_errors_are_translated_too(openai_server: OpenAIServer, connection
     openai_server.fail(429, times=None)
     with pytest.raises(Throttled):
         asyncio.run(_aembed(_settings(openai_server, openai_max_retries=0)))
+
+
+def test_chat_through_the_peer_and_translated_errors(
+    openai_server: OpenAIServer, connections: list[Any]
+) -> None:
+    from langchain_openai import ChatOpenAI
+
+    # GIVEN a chat model on the peer, whose reply is computed from the request
+    openai_server.chat_reply = lambda body: f"echo: {body['messages'][-1]['content']}"
+    chat = ChatOpenAI(model="gpt-4o-mini", api_key=KEY, base_url=openai_server.url + "/v1", max_retries=0)
+    # WHEN asked, plainly and streaming
+    reply = chat.invoke("ping")
+    streamed = "".join(str(chunk.content) for chunk in chat.stream("pong"))
+    # THEN the replies and usage come back
+    assert reply.content == "echo: ping" and reply.usage_metadata and reply.usage_metadata["total_tokens"] > 0
+    assert streamed == "echo: pong"
+    assert [r.path for r in openai_server.requests] == ["/v1/chat/completions"] * 2
+    # AND its errors translate like the embedder's; other exceptions pass through unchanged
+    openai_server.fail(429, times=None)
+    with pytest.raises(Exception) as caught:
+        chat.invoke("again")
+    assert isinstance(translate_openai_error(caught.value, model="gpt-4o-mini"), Throttled)
+    other = ValueError("not openai")
+    assert translate_openai_error(other) is other

@@ -63,8 +63,10 @@ class SearchFilter(BaseModel):
         "or one exact source.",
     )
     content_type: str | None = Field(default=None, description="MIME type, e.g. 'application/pdf'.")
-    metadata: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="Equality on the object's user metadata (x-amz-meta-*)."
+    metadata: dict[str, str | int | bool] = Field(
+        default_factory=dict,
+        description="Equality on the object's user metadata (x-amz-meta-*, which S3 keeps as text: "
+        "numbers and booleans match their text, e.g. 2024 matches '2024', true matches 'true').",
     )
 
 
@@ -302,7 +304,8 @@ def to_qdrant_filter(flt: SearchFilter | None) -> qm.Filter | None:
     if flt.content_type:
         must.append(_match("metadata.content_type", flt.content_type))
     for key, value in flt.metadata.items():
-        must.append(_match(f"metadata.{key}", value))
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        must.append(_match(f"metadata.{key}", text))
     return qm.Filter(must=must) if must else None
 
 
