@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import RESULTS, SHARED, peak_rss_mb, save, table  # noqa: E402
+from report import RESULTS, SHARED, peak_rss_mb, save, table
 
 STEPS = ("fetch", "extract", "chunk", "embed", "index", "commit")
 
@@ -53,6 +53,24 @@ def measure(pipeline: Any, run: Any) -> dict[str, Any]:
     }
 
 
+def embedding_tokens(pipeline: Any) -> int:
+    """Word pieces of every chunk in the collection (≈ OpenAI tokens; what a cloud ingest would pay)."""
+    from ragstream.embeddings import count_tokens
+
+    total, offset = 0, None
+    while True:
+        records, offset = pipeline.index.client.scroll(
+            pipeline.index.collection,
+            limit=2000,
+            offset=offset,
+            with_payload=["page_content"],
+            with_vectors=False,
+        )
+        total += sum(count_tokens((r.payload or {}).get("page_content", "")) for r in records)
+        if offset is None:
+            return total
+
+
 def corpus(work: Path) -> dict[str, Any]:
     from ragstream.config import get_settings
     from ragstream.ingest import Pipeline
@@ -63,8 +81,9 @@ def corpus(work: Path) -> dict[str, Any]:
     root = str(SHARED / "corpus")
     first = measure(pipeline, lambda: pipeline.sync(root))
     again = measure(pipeline, lambda: pipeline.sync(root))
+    tokens = embedding_tokens(pipeline)
     pipeline.index.close()
-    return {"first": first, "rerun": again}
+    return {"first": first, "rerun": again, "embedding_tokens": tokens}
 
 
 def scifact(work: Path, limit: int | None) -> dict[str, Any]:
@@ -84,8 +103,9 @@ def scifact(work: Path, limit: int | None) -> dict[str, Any]:
     refs = corpus_refs(documents)
     first = measure(pipeline, lambda: pipeline.run(refs))
     again = measure(pipeline, lambda: pipeline.run(refs))
+    tokens = embedding_tokens(pipeline)
     pipeline.index.close()
-    return {"first": first, "rerun": again, "home": str(home)}
+    return {"first": first, "rerun": again, "embedding_tokens": tokens, "home": str(home)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,12 +124,20 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for label in ("first", "rerun"):
             r = runs[label]
-            rows.append({
-                "set": name, "run": label, "docs": r["documents"], "seconds": r["seconds"],
-                "docs/s": r["docs_per_s"], "pages/s": r["pages_per_s"], "chunks/s": r["chunks_per_s"],
-                "embedded": r["embedded"], "embed share": r["embed_share"],
-                **{k: v for k, v in r["step_seconds"].items()},
-            })
+            rows.append(
+                {
+                    "set": name,
+                    "run": label,
+                    "docs": r["documents"],
+                    "seconds": r["seconds"],
+                    "docs/s": r["docs_per_s"],
+                    "pages/s": r["pages_per_s"],
+                    "chunks/s": r["chunks_per_s"],
+                    "embedded": r["embedded"],
+                    "embed share": r["embed_share"],
+                    **{k: v for k, v in r["step_seconds"].items()},
+                }
+            )
     print(table(rows, "ingest throughput (step columns: seconds summed over documents)"))
     print(f"peak RSS {result['peak_rss_mb']} MB; results: {save('ingest_throughput', result)}")
     return 0

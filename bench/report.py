@@ -27,7 +27,12 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem, 1),
+        "python": platform.python_version(),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -57,8 +62,12 @@ def table(rows: list[dict[str, Any]], title: str) -> str:
 def save(name: str, result: dict[str, Any]) -> Path:
     """Write one part's result as JSON, stamped with the time and the machine."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": name, "taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "machine": machine(), **result}
+    result = {
+        "benchmark": name,
+        "taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        **result,
+    }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, default=str))
     return path

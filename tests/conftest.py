@@ -1,14 +1,16 @@
-"""Shared fixtures and helpers: sample events, fake AWS credentials, a local OpenAI server."""
+"""Shared fixtures and helpers: sample events, fake AWS credentials, local OpenAI and Langfuse servers."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from peers.langfuse_server import LangfuseServer
 from peers.openai_server import OpenAIServer
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
@@ -37,4 +39,15 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def openai_server() -> Iterator[OpenAIServer]:
     """A real OpenAI-compatible server on 127.0.0.1; ``openai_server.url + "/v1"`` is the base URL."""
     with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def langfuse_server() -> Iterator[LangfuseServer]:
+    """A Langfuse receiver on 127.0.0.1 (OTLP traces, scores, prompts) with keys of its own.
+
+    Each test gets new keys: the SDK keeps one client state per public key for the whole process.
+    """
+    run = uuid.uuid4().hex[:12]
+    with LangfuseServer(public_key=f"pk-lf-test-{run}", secret_key=f"sk-lf-test-{run}") as server:
         yield server

@@ -16,10 +16,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ragstream.config import get_settings
 from ragstream.events import is_reconcile_event, is_sqs_event, refs_from_event, refs_from_sqs_record
 from ragstream.ingest import Outcome, Pipeline, raise_for_retry
+from ragstream.tracing import build_tracer, flush_after
 
 logger = Logger(service="ragstream-ingest")
 settings = get_settings().resolve_secrets()
-pipeline = Pipeline.from_settings(settings)
+tracer = build_tracer(settings)
+pipeline = Pipeline.from_settings(settings, tracer=tracer)
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -33,6 +35,7 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
+@flush_after(tracer)  # traces leave before the container freezes; bounded by RAGSTREAM_LANGFUSE_FLUSH_TIMEOUT
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_sqs_event(event):
         return process_partial_response(

@@ -14,12 +14,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ragstream.api import app_from_settings
 from ragstream.config import get_settings
+from ragstream.tracing import build_tracer, flush_after
 
 logger = Logger(service="ragstream-query")
 copy_config_to_registered_loggers(source_logger=logger, include={"ragstream"})
-app = app_from_settings(get_settings().resolve_secrets())
+settings = get_settings().resolve_secrets()
+tracer = build_tracer(settings)
+app = app_from_settings(settings, tracer=tracer)
 
 
 @logger.inject_lambda_context
+@flush_after(tracer)  # traces and feedback scores leave before the container freezes (bounded)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

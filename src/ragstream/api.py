@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .ledger import Ledger
     from .query import Retriever
+    from .tracing import Tracer
 
 __all__ = [
     "API_KEY_HEADER",
@@ -56,6 +57,7 @@ __all__ = [
     "app_from_settings",
     "build_app",
     "log_feedback",
+    "tracing_feedback",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 # -- request and response schemas -------------------------------------------------------------------
 
 MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,128}$")]
+#: A user or session id as Langfuse takes it: printable US-ASCII, at most 200 characters.
+TraceKey = Annotated[str, StringConstraints(pattern=r"^[ -~]{1,200}$")]
 
 
 class Filter(SearchFilter):
@@ -110,6 +114,10 @@ class SearchRequest(BaseModel):
         default=None, ge=1, le=100, description="How many chunks to return (default: the server's top_k)."
     )
     filter: Filter | None = None
+    user_id: TraceKey | None = Field(default=None, description="The end user, recorded on the trace.")
+    session_id: TraceKey | None = Field(
+        default=None, description="Groups the traces of one conversation or session."
+    )
 
 
 class SearchResponse(BaseModel):
@@ -129,6 +137,10 @@ class AskRequest(BaseModel):
         default=None, ge=1, le=100, description="Chunks to answer from (default: the server's top_k)."
     )
     filter: Filter | None = None
+    user_id: TraceKey | None = Field(default=None, description="The end user, recorded on the trace.")
+    session_id: TraceKey | None = Field(
+        default=None, description="Groups the traces of one conversation or session."
+    )
 
 
 class DocumentList(BaseModel):
@@ -186,6 +198,25 @@ def log_feedback(feedback: Feedback) -> FeedbackResult:
     """The default sink: log the feedback; nothing is recorded without tracing."""
     log.info("feedback for trace %s: score %s", feedback.trace_id, feedback.score)
     return FeedbackResult(recorded=False, reason="tracing is not configured")
+
+
+#: Name of the Langfuse score that ``POST /feedback`` creates.
+FEEDBACK_SCORE = "user-feedback"
+
+
+def tracing_feedback(tracer: Tracer) -> FeedbackSink:
+    """A sink that records each feedback as a Langfuse score on the answer's trace."""
+
+    def sink(feedback: Feedback) -> FeedbackResult:
+        from .tracing import is_trace_id
+
+        if not is_trace_id(feedback.trace_id):
+            return FeedbackResult(recorded=False, reason="trace_id is not a trace id this service returned")
+        if tracer.score(feedback.trace_id, FEEDBACK_SCORE, feedback.score, feedback.comment):
+            return FeedbackResult(recorded=True)
+        return FeedbackResult(recorded=False, reason="the score could not be queued; see the logs")
+
+    return sink
 
 
 # -- the resolver ----------------------------------------------------------------------------------------
@@ -327,6 +358,11 @@ def _safe_loc(loc: Any) -> list[str | int]:
     return [part if isinstance(part, int) else str(part)[:200] for part in (loc or [])]
 
 
+def _trace_keys(body: SearchRequest | AskRequest) -> dict[str, str]:
+    """The user and session ids the client sent (only those), for the request's trace."""
+    return {k: v for k, v in (("user_id", body.user_id), ("session_id", body.session_id)) if v}
+
+
 def _responses(ok: type[BaseModel], status: int = 200, **errors: str) -> dict[int, Any]:
     """OpenAPI responses of a secured route: its model, and the error answers every route may give."""
     described = {
@@ -412,7 +448,7 @@ def build_app(
         responses=_responses(SearchResponse),
     )
     def search(body: SearchRequest) -> SearchResponse:
-        hits = retriever.search(body.query, top_k=body.top_k, flt=body.filter)
+        hits = retriever.search(body.query, top_k=body.top_k, flt=body.filter, **_trace_keys(body))
         return SearchResponse(query=body.query, hits=hits)
 
     @app.post(
@@ -423,7 +459,7 @@ def build_app(
         responses=_responses(Answer),
     )
     def ask(body: AskRequest) -> Answer:
-        return retriever.ask(body.question, top_k=body.top_k, flt=body.filter)
+        return retriever.ask(body.question, top_k=body.top_k, flt=body.filter, **_trace_keys(body))
 
     @app.get(
         "/documents",
@@ -518,9 +554,19 @@ def build_app(
     return app
 
 
-def app_from_settings(settings: Settings, feedback_sink: FeedbackSink = log_feedback) -> QueryResolver:
-    """The app with its clients (index, embedder, chat model, ledger) built once from the settings."""
+def app_from_settings(
+    settings: Settings, feedback_sink: FeedbackSink | None = None, *, tracer: Tracer | None = None
+) -> QueryResolver:
+    """The app with its clients (index, embedder, chat model, ledger, tracer) built once from the settings.
+
+    With tracing configured, feedback becomes Langfuse scores unless another sink is given.
+    """
     from .ledger import open_ledger
     from .query import Retriever
+    from .tracing import build_tracer
 
-    return build_app(Retriever.from_settings(settings), open_ledger(settings), settings, feedback_sink)
+    tracer = tracer if tracer is not None else build_tracer(settings)
+    if feedback_sink is None:
+        feedback_sink = tracing_feedback(tracer) if tracer.enabled else log_feedback
+    retriever = Retriever.from_settings(settings, tracer=tracer)
+    return build_app(retriever, open_ledger(settings), settings, feedback_sink)

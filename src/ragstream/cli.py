@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        from .tracing import flush_all
+
+        flush_all()  # the traces of this run leave, each tracer within its flush bound
 
 
 # -- commands --------------------------------------------------------------------------------------------

@@ -115,10 +115,50 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=65536, ge=1024, description="Larger request bodies get 413.")
 
+    # -- tracing (Langfuse) -----------------------------------------------------------------------------
+    langfuse_public_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RAGSTREAM_LANGFUSE_PUBLIC_KEY", "LANGFUSE_PUBLIC_KEY"),
+        description="Langfuse public key (pk-lf-...). Without both keys tracing is off and nothing is sent.",
+    )
+    langfuse_secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RAGSTREAM_LANGFUSE_SECRET_KEY", "LANGFUSE_SECRET_KEY"),
+        description="Langfuse secret key (sk-lf-...).",
+    )
+    langfuse_host: str = Field(
+        default="https://cloud.langfuse.com",
+        validation_alias=AliasChoices("RAGSTREAM_LANGFUSE_HOST", "LANGFUSE_BASE_URL", "LANGFUSE_HOST"),
+        description="Langfuse Cloud (EU https://cloud.langfuse.com, US https://us.cloud.langfuse.com) "
+        "or the URL of a self-hosted Langfuse.",
+    )
+    langfuse_environment: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RAGSTREAM_LANGFUSE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT"),
+        pattern=r"^[a-z0-9_-]{1,40}$",
+        description="Langfuse environment of every trace, e.g. production, staging.",
+    )
+    langfuse_prompt_name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Answer prompt in Langfuse prompt management; unset: the packaged prompt.",
+    )
+    langfuse_prompt_label: str = Field(
+        default="production", min_length=1, description="Label of the Langfuse prompt version to use."
+    )
+    langfuse_flush_timeout: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="Seconds an invocation may wait for Langfuse at its end (and per prompt fetch).",
+    )
+
     # -- secrets resolved from SSM Parameter Store / Secrets Manager (cloud) ----------------------------
     qdrant_api_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
     openai_api_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
     api_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
+    langfuse_public_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
+    langfuse_secret_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -171,6 +211,11 @@ class Settings(BaseSettings):
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
+    def tracing(self) -> bool:
+        """Whether traces go to Langfuse (both keys set)."""
+        return self.langfuse_public_key is not None and self.langfuse_secret_key is not None
+
+    @property
     def qdrant_path(self) -> Path:
         """Folder of the embedded Qdrant."""
         return self.home / "qdrant"
@@ -191,7 +236,13 @@ class Settings(BaseSettings):
         """
         wanted = {
             field: getattr(self, f"{field}_parameter")
-            for field in ("qdrant_api_key", "openai_api_key", "api_key")
+            for field in (
+                "qdrant_api_key",
+                "openai_api_key",
+                "api_key",
+                "langfuse_public_key",
+                "langfuse_secret_key",
+            )
             if getattr(self, f"{field}_parameter") and getattr(self, field) is None
         }
         if not wanted:

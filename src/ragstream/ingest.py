@@ -12,6 +12,10 @@ The invariants (see ARCHITECTURE.md):
 
 Work is batched across documents: chunks of several documents are embedded and upserted together,
 then each document is committed on its own.
+
+Each object event gets its own trace (see ``tracing.py``): spans fetch, extract, chunk, embed and
+index under a root named ``ingest``, ended with the outcome. The embed and index spans of the
+documents of one batch cover the same shared call; each carries its document's share.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .errors import DocumentError, EmptyDocument, RagstreamError, TransientError
 from .index import Point, QdrantIndex, point_id
 from .index.qdrant import folders_of
 from .model import Change, Chunk, DocumentRecord, Extraction, SourceRef, Status
+from .tracing import NO_SPAN, NOOP, Span, Tracer
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -94,6 +99,7 @@ class _Prepared:
     chunks: list[Chunk]
     timings: dict[str, float]
     started: float
+    trace: Span = NO_SPAN
 
 
 @dataclass
@@ -107,6 +113,7 @@ class Pipeline:
     store: BlobStore
     textract: Any = None
     length: Callable[[str], int] = field(default=len)
+    tracer: Tracer = field(default=NOOP)
     _dim: int | None = None
 
     @classmethod
@@ -119,11 +126,13 @@ class Pipeline:
         index: QdrantIndex | None = None,
         ledger: Ledger | None = None,
         textract: Any = None,
+        tracer: Tracer | None = None,
     ) -> Pipeline:
         """Build every piece from the settings; any piece can be handed in instead."""
         from .embeddings import build_embeddings, count_tokens
         from .index import open_index
         from .ledger import open_ledger
+        from .tracing import build_tracer
 
         return cls(
             settings=settings,
@@ -133,6 +142,7 @@ class Pipeline:
             store=store or Blobs(),
             textract=textract,
             length=count_tokens,
+            tracer=tracer if tracer is not None else build_tracer(settings),
         )
 
     # -- public ---------------------------------------------------------------------------------------
@@ -149,21 +159,23 @@ class Pipeline:
         """
         outcomes: list[Outcome] = []
 
-        def done(outcome: Outcome) -> None:
+        def done(outcome: Outcome, trace: Span) -> None:
+            _end_trace(trace, outcome)
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)
 
         pending: list[_Prepared] = []
         for ref in refs:
+            trace = self._start_trace(ref)
             if ref.change is Change.DELETE:
                 self._flush(pending, done)
                 pending = []
-                done(self._delete(ref))
+                done(self._delete(ref, trace), trace)
                 continue
-            prepared = self._prepare(ref, force=ref.source in force)
+            prepared = self._prepare(ref, force=ref.source in force, trace=trace)
             if isinstance(prepared, Outcome):
-                done(prepared)
+                done(prepared, trace)
                 continue
             pending.append(prepared)
             if sum(len(p.chunks) for p in pending) >= FLUSH_CHUNKS:
@@ -226,10 +238,22 @@ class Pipeline:
         return repaired + self.run([*listed, *gone], force=force, on_outcome=on_outcome)
 
     def delete(self, ref: SourceRef) -> Outcome:
-        return self._delete(ref)
+        trace = self._start_trace(ref)
+        outcome = self._delete(ref, trace)
+        _end_trace(trace, outcome)
+        return outcome
 
     # -- steps ----------------------------------------------------------------------------------------
-    def _prepare(self, ref: SourceRef, *, force: bool = False) -> _Prepared | Outcome:
+    def _start_trace(self, ref: SourceRef) -> Span:
+        """The trace of one object event, tagged with what is known before fetching it."""
+        return self.tracer.start_trace(
+            "ingest",
+            input={"source": ref.source, "change": ref.change.value, "sequencer": ref.sequencer},
+            metadata={"source": ref.source, "bucket": ref.bucket, "key": ref.key},
+            tags=["ingest", *([f"bucket:{ref.bucket}"] if ref.bucket else [])],
+        )
+
+    def _prepare(self, ref: SourceRef, *, force: bool = False, trace: Span = NO_SPAN) -> _Prepared | Outcome:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         prev = self.ledger.get(ref.source)
@@ -243,59 +267,127 @@ class Pipeline:
         version = None
         try:
             t = time.perf_counter()
-            try:
-                data, ref = self.store.read(ref, max_bytes=self.settings.max_document_bytes)
-            except ObjectGone:
-                return Outcome(source=ref.source, status="gone", reason="object no longer exists")
+            with trace.child("fetch", input={"source": ref.source}) as span:
+                try:
+                    data, ref = self.store.read(ref, max_bytes=self.settings.max_document_bytes)
+                except ObjectGone:
+                    span.update(level="WARNING", status_message="object no longer exists")
+                    return Outcome(source=ref.source, status="gone", reason="object no longer exists")
+                version = hashlib.sha256(data).hexdigest()
+                span.update(metadata={"bytes": len(data), "version": version, "etag": ref.etag})
             timings["fetch"] = time.perf_counter() - t
-            version = hashlib.sha256(data).hexdigest()
             if not force and self._unchanged(prev, version=version):
                 self._touch(prev, ref)  # type: ignore[arg-type]
                 return _skipped(prev, started)  # type: ignore[arg-type]
             t = time.perf_counter()
             from .extract import extract
 
-            extraction = extract(data, ref, self.settings, textract=self.textract)
+            with trace.child("extract") as span:
+                extraction = extract(data, ref, self.settings, textract=self.textract)
+                span.update(
+                    metadata={
+                        "content_type": extraction.content_type,
+                        "engine": extraction.engine,
+                        "pages": extraction.pages,
+                        "ocr_pages": extraction.ocr_pages,
+                        "elements": len(extraction.elements),
+                    }
+                )
             timings["extract"] = time.perf_counter() - t
             t = time.perf_counter()
-            chunks = chunk_elements(
-                extraction.elements,
-                chunk_size=self.settings.chunk_size,
-                chunk_overlap=self.settings.chunk_overlap,
-                length=self.length,
-            )
+            with trace.child("chunk") as span:
+                chunks = chunk_elements(
+                    extraction.elements,
+                    chunk_size=self.settings.chunk_size,
+                    chunk_overlap=self.settings.chunk_overlap,
+                    length=self.length,
+                )
+                span.update(
+                    metadata={
+                        "chunks": len(chunks),
+                        "chunk_size": self.settings.chunk_size,
+                        "chunk_overlap": self.settings.chunk_overlap,
+                    }
+                )
             timings["chunk"] = time.perf_counter() - t
+            trace.set_trace(metadata={"version": version, "content_type": extraction.content_type})
             if not chunks:
                 raise EmptyDocument("no text to index after extraction")
         except Exception as exc:  # every failure becomes a recorded outcome for this one document
             return self._fail(ref, prev, version, exc, started)
-        return _Prepared(ref, prev, version, len(data), extraction, chunks, timings, started)
+        return _Prepared(ref, prev, version, len(data), extraction, chunks, timings, started, trace)
 
-    def _flush(self, batch: list[_Prepared], done: Callable[[Outcome], None]) -> None:
+    def _flush(self, batch: list[_Prepared], done: Callable[[Outcome, Span], None]) -> None:
         if not batch:
             return
         texts = [c.text for p in batch for c in p.chunks]
+        embed_spans = [self._embed_span(p, len(batch), len(texts)) for p in batch]
+        index_spans: list[Span] = []
         try:
             t = time.perf_counter()
-            vectors = self.embedder.embed_documents(texts)
+            try:
+                vectors = self.embedder.embed_documents(texts)
+            except Exception as exc:
+                _end_all(embed_spans, exc)
+                raise
+            _end_all(embed_spans, None)
             embed_time = time.perf_counter() - t
             self.index.ensure_collection(len(vectors[0]))
             t = time.perf_counter()
+            index_spans = [p.trace.child("index") for p in batch]
             points = [self._points(p, vecs) for p, vecs in zip(batch, _split(vectors, batch), strict=True)]
             self.index.upsert([pt for doc in points for pt in doc])
             upsert_time = time.perf_counter() - t
         except Exception as exc:
+            _end_all(index_spans, exc)
             for p in batch:
-                done(self._fail(p.ref, p.prev, p.version, exc, p.started))
+                done(self._fail(p.ref, p.prev, p.version, exc, p.started), p.trace)
             return
-        for p, doc_points in zip(batch, points, strict=True):
+        for p, doc_points, span in zip(batch, points, index_spans, strict=True):
             share = len(p.chunks) / len(texts)
             p.timings["embed"] = embed_time * share
             p.timings["index"] = upsert_time * share
+            span.update(
+                metadata={
+                    "points_upserted": len(doc_points),
+                    "batch_points": len(texts),
+                    "batch_documents": len(batch),
+                    "upsert_seconds_shared": round(upsert_time, 4),
+                }
+            )
             try:
-                done(self._commit(p, doc_points))
+                outcome = self._commit(p, doc_points, span)
             except Exception as exc:
-                done(self._fail(p.ref, p.prev, p.version, exc, p.started))
+                span.update(level="ERROR", status_message=f"{type(exc).__name__}: {exc}"[:1000])
+                outcome = self._fail(p.ref, p.prev, p.version, exc, p.started)
+            span.end()
+            done(outcome, p.trace)
+
+    def _embed_span(self, p: _Prepared, batch_documents: int, batch_inputs: int) -> Span:
+        """This document's share of a batch embedding: its inputs and tokens."""
+        if not self.tracer.enabled:
+            return NO_SPAN
+        local = self.settings.embedder == "local"
+        from .embeddings import count_tokens
+
+        tokens = sum(count_tokens(c.text) for c in p.chunks)
+        return p.trace.child(
+            "embed",
+            as_type="embedding",
+            model="all-MiniLM-L6-v2" if local else self.settings.embedding_model,
+            input={"inputs": len(p.chunks)},
+            usage_details={"input": tokens, "total": tokens},
+            cost_details={"total": 0.0} if local else None,
+            metadata={
+                "embedding": self.settings.embedding_id,
+                "inputs": len(p.chunks),
+                "tokens": tokens,
+                # local: MiniLM word pieces, exact; OpenAI: counted with the MiniLM tokenizer, not tiktoken
+                "tokens_approximate": not local,
+                "batch_documents": batch_documents,
+                "batch_inputs": batch_inputs,
+            },
+        )
 
     def _points(self, p: _Prepared, vectors: list[list[float]]) -> list[Point]:
         ref, ex = p.ref, p.extraction
@@ -326,7 +418,7 @@ class Pipeline:
             )
         return points
 
-    def _commit(self, p: _Prepared, points: list[Point]) -> Outcome:
+    def _commit(self, p: _Prepared, points: list[Point], span: Span = NO_SPAN) -> Outcome:
         ref, ex = p.ref, p.extraction
         t = time.perf_counter()
         record = DocumentRecord(
@@ -349,13 +441,17 @@ class Pipeline:
             if current is None or current.version != p.version:
                 self.index.delete_source(ref.source, only_version=p.version)
             return Outcome(source=ref.source, status="stale", reason="a newer event was applied meanwhile")
+        deleted = 0
         if p.prev is not None and not (p.prev.status is Status.INDEXED and p.prev.version == p.version):
             # a replace: drop every other version, then make sure a racing older run did not drop ours
+            if self.tracer.enabled:  # counted only to be traced
+                deleted = self.index.count(ref.source) - self.index.count(ref.source, p.version)
             self.index.delete_source(ref.source, keep_version=p.version)
             if self.index.count(ref.source, p.version) < len(points):
                 log.warning("points of %s vanished during a replace; writing them again", ref.source)
                 self.index.upsert(points)
         p.timings["commit"] = time.perf_counter() - t
+        span.update(metadata={"points_deleted": deleted, "replaced": p.prev is not None})
         return Outcome(
             source=ref.source,
             status="indexed",
@@ -368,7 +464,7 @@ class Pipeline:
             seconds=time.perf_counter() - p.started,
         )
 
-    def _delete(self, ref: SourceRef) -> Outcome:
+    def _delete(self, ref: SourceRef, trace: Span = NO_SPAN) -> Outcome:
         started = time.perf_counter()
         try:
             prev = self.ledger.get(ref.source)
@@ -386,7 +482,10 @@ class Pipeline:
                 return Outcome(
                     source=ref.source, status="stale", reason="a newer event was applied meanwhile"
                 )
-            self.index.delete_source(ref.source)
+            with trace.child("index") as span:
+                deleted = self.index.count(ref.source) if self.tracer.enabled else 0
+                self.index.delete_source(ref.source)
+                span.update(metadata={"points_upserted": 0, "points_deleted": deleted})
         except Exception as exc:
             return _outcome_of_error(ref.source, exc, started)
         return Outcome(source=ref.source, status="deleted", seconds=time.perf_counter() - started)
@@ -445,6 +544,41 @@ class Pipeline:
             yield from records
             if cursor is None:
                 return
+
+
+def _end_trace(trace: Span, outcome: Outcome) -> None:
+    """End a document's trace with its outcome: output, tags, and an error level on failure."""
+    if trace is NO_SPAN:
+        return
+    failed = outcome.status == "failed"
+    trace.update(
+        output=outcome.model_dump(mode="json", exclude_none=True),
+        level="ERROR" if failed else ("WARNING" if outcome.status in ("stale", "gone") else None),
+        status_message=outcome.reason if failed or outcome.status in ("stale", "gone") else None,
+    )
+    tags = ["ingest", outcome.status]
+    if outcome.content_type:
+        tags.append(f"content_type:{outcome.content_type}")
+    if failed and outcome.error_kind:
+        tags.append(f"error:{outcome.error_kind}")
+    trace.set_trace(
+        tags=tags,
+        metadata={
+            "outcome": outcome.status,
+            "reason": outcome.reason,
+            "retryable": outcome.retryable if failed else None,
+            "content_type": outcome.content_type,
+            "chunks": outcome.chunks,
+        },
+    )
+    trace.end()
+
+
+def _end_all(spans: list[Span], exc: BaseException | None) -> None:
+    for span in spans:
+        if exc is not None:
+            span.update(level="ERROR", status_message=f"{type(exc).__name__}: {exc}"[:1000])
+        span.end()
 
 
 def _skipped(prev: DocumentRecord, started: float) -> Outcome:

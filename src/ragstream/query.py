@@ -1,9 +1,14 @@
-"""Retrieve chunks for a question, and answer it from them with numbered citations."""
+"""Retrieve chunks for a question, and answer it from them with numbered citations.
+
+Each request is one trace (see ``tracing.py``): ``embed-query``, ``retrieve`` (query, filter, hits
+with source and score) and ``answer`` (a generation: model, prompt, completion, token usage, and
+the Langfuse prompt version used), under a root named ``ask`` or ``search``.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +16,7 @@ import numpy as np
 
 from .index import QdrantIndex, SearchFilter
 from .model import Answer, Citation, SearchHit
+from .tracing import NO_SPAN, NOOP, ResolvedPrompt, Span, Tracer, to_template
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -60,6 +66,7 @@ class Retriever:
     embedder: Embeddings
     index: QdrantIndex
     chat: BaseChatModel | None = None
+    tracer: Tracer = field(default=NOOP)
 
     @classmethod
     def from_settings(
@@ -69,51 +76,190 @@ class Retriever:
         embedder: Embeddings | None = None,
         index: QdrantIndex | None = None,
         chat: BaseChatModel | None = None,
+        tracer: Tracer | None = None,
     ) -> Retriever:
         from .embeddings import build_embeddings
         from .index import open_index
+        from .tracing import build_tracer
 
         if chat is None and settings.answerer == "openai":
             chat = build_chat_model(settings)
-        return cls(settings, embedder or build_embeddings(settings), index or open_index(settings), chat)
+        return cls(
+            settings,
+            embedder or build_embeddings(settings),
+            index or open_index(settings),
+            chat,
+            tracer if tracer is not None else build_tracer(settings),
+        )
 
     # -- search ---------------------------------------------------------------------------------------
     def search(
-        self, query: str, *, top_k: int | None = None, flt: SearchFilter | None = None
+        self,
+        query: str,
+        *,
+        top_k: int | None = None,
+        flt: SearchFilter | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
     ) -> list[SearchHit]:
         """The chunks nearest to ``query``, best first."""
-        vector = self.embedder.embed_query(query)
-        return self._search(vector, top_k or self.settings.top_k, flt)
+        k = top_k or self.settings.top_k
+        with self._trace("search", query, k, flt, user_id, session_id) as trace:
+            vector = self._embed_query(query, trace)
+            hits = self._search(vector, k, flt, query=query, trace=trace)
+            trace.update(output={"hits": len(hits)})
+        return hits
 
-    def _search(self, vector: list[float], top_k: int, flt: SearchFilter | None) -> list[SearchHit]:
-        return [_hit(p) for p in self.index.search(vector, limit=top_k, flt=flt)]
+    def _search(
+        self,
+        vector: list[float],
+        top_k: int,
+        flt: SearchFilter | None,
+        *,
+        query: str = "",
+        trace: Span = NO_SPAN,
+    ) -> list[SearchHit]:
+        with trace.child(
+            "retrieve",
+            as_type="retriever",
+            input={"query": query, "top_k": top_k, "filter": _filter_json(flt)},
+        ) as span:
+            hits = [_hit(p) for p in self.index.search(vector, limit=top_k, flt=flt)]
+            span.update(
+                output=[
+                    {
+                        "source": h.source,
+                        "page": h.page,
+                        "chunk_index": h.chunk_index,
+                        "title": h.title,
+                        "score": round(h.score, 4),
+                    }
+                    for h in hits
+                ],
+                metadata={"hits": len(hits), "collection": self.index.collection},
+            )
+        return hits
+
+    def _embed_query(self, text: str, trace: Span) -> list[float]:
+        if not self.tracer.enabled:
+            return self.embedder.embed_query(text)
+        from .embeddings import count_tokens
+
+        local = self.settings.embedder == "local"
+        tokens = count_tokens(text)
+        with trace.child(
+            "embed-query",
+            as_type="embedding",
+            model="all-MiniLM-L6-v2" if local else self.settings.embedding_model,
+            usage_details={"input": tokens, "total": tokens},
+            cost_details={"total": 0.0} if local else None,
+            metadata={"embedding": self.settings.embedding_id, "tokens_approximate": not local},
+        ):
+            return self.embedder.embed_query(text)
+
+    def _trace(
+        self,
+        name: str,
+        text: str,
+        top_k: int,
+        flt: SearchFilter | None,
+        user_id: str | None,
+        session_id: str | None,
+    ) -> Span:
+        return self.tracer.start_trace(
+            name,
+            input={
+                "query" if name == "search" else "question": text,
+                "top_k": top_k,
+                "filter": _filter_json(flt),
+            },
+            tags=[name],
+            metadata={"collection": self.index.collection},
+            user_id=user_id,
+            session_id=session_id,
+        )
 
     # -- answer ---------------------------------------------------------------------------------------
-    def ask(self, question: str, *, top_k: int | None = None, flt: SearchFilter | None = None) -> Answer:
-        """An answer grounded in the retrieved chunks, citing them as [n]."""
-        vector = self.embedder.embed_query(question)
-        hits = self._search(vector, top_k or self.settings.top_k, flt)
+    def ask(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        flt: SearchFilter | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+    ) -> Answer:
+        """An answer grounded in the retrieved chunks, citing them as [n]; ``trace_id`` when traced."""
+        k = top_k or self.settings.top_k
+        with self._trace("ask", question, k, flt, user_id, session_id) as trace:
+            answer = self._ask(question, k, flt, trace)
+            trace.update(
+                output={
+                    "answer": answer.answer,
+                    "grounded": answer.grounded,
+                    "citations": [{"n": c.n, "source": c.source, "page": c.page} for c in answer.citations],
+                }
+            )
+            trace.set_trace(
+                tags=["grounded" if answer.grounded else "not-grounded"], metadata={"model": answer.model}
+            )
+        if trace.trace_id:
+            answer = answer.model_copy(update={"trace_id": trace.trace_id})
+        return answer
+
+    def _ask(self, question: str, top_k: int, flt: SearchFilter | None, trace: Span) -> Answer:
+        vector = self._embed_query(question, trace)
+        hits = self._search(vector, top_k, flt, query=question, trace=trace)
         if not hits:
             return Answer(
                 question=question, answer=NO_ANSWER, citations=[], grounded=False, model=self._model_name
             )
         if self.chat is None:
-            return self._extractive(question, vector, hits)
-        return self._generate(question, hits)
+            with trace.child(
+                "answer", input={"question": question}, metadata={"answerer": "extractive"}
+            ) as span:
+                answer = self._extractive(question, vector, hits)
+                span.update(output=answer.answer)
+            return answer
+        return self._generate(question, hits, trace)
+
+    def prompt(self) -> ResolvedPrompt:
+        """The answer prompt: Langfuse's (``langfuse_prompt_name``) or the packaged one as fallback."""
+        packaged = to_template(load_prompt("answer"), ("sources", "question"))
+        name = self.settings.langfuse_prompt_name
+        if not name:
+            return ResolvedPrompt(template=packaged, name="answer")
+        return self.tracer.prompt(name, fallback=packaged)
 
     @property
     def _model_name(self) -> str:
         return self.settings.chat_model if self.chat is not None else "extractive"
 
-    def _generate(self, question: str, hits: list[SearchHit]) -> Answer:
+    def _generate(self, question: str, hits: list[SearchHit], trace: Span = NO_SPAN) -> Answer:
         from .embeddings import translate_openai_error
 
-        prompt = load_prompt("answer").format(sources=format_sources(hits), question=question)
-        try:
-            reply = self.chat.invoke(prompt)  # type: ignore[union-attr]
-        except Exception as exc:
-            raise translate_openai_error(exc) from None
-        text = str(reply.content).strip()
+        resolved = self.prompt()
+        prompt = resolved.compile(sources=format_sources(hits), question=question)
+        generation = trace.child(
+            "answer",
+            as_type="generation",
+            model=self.settings.chat_model,
+            model_parameters={"temperature": self.settings.chat_temperature},
+            input=prompt,
+            prompt=resolved.client,
+            metadata={
+                "prompt_name": resolved.name,
+                "prompt_version": resolved.version,
+                "prompt_source": resolved.source,
+            },
+        )
+        with generation:
+            try:
+                reply = self.chat.invoke(prompt)  # type: ignore[union-attr]
+            except Exception as exc:
+                raise translate_openai_error(exc) from None
+            text = str(reply.content).strip()
+            generation.update(output=text, usage_details=_usage(reply), metadata=_reply_metadata(reply))
         if NO_ANSWER.rstrip(".").lower() in text.lower():
             return Answer(
                 question=question, answer=NO_ANSWER, citations=[], grounded=False, model=self._model_name
@@ -170,6 +316,31 @@ class Retriever:
         return Answer(
             question=question, answer=" ".join(parts), citations=citations, grounded=True, model="extractive"
         )
+
+
+def _usage(reply: Any) -> dict[str, int] | None:
+    """Token usage of a chat reply, in Langfuse's keys (input, output, total, and cached input)."""
+    usage = getattr(reply, "usage_metadata", None)
+    if not usage:
+        return None
+    out = {
+        "input": int(usage.get("input_tokens") or 0),
+        "output": int(usage.get("output_tokens") or 0),
+        "total": int(usage.get("total_tokens") or 0),
+    }
+    cached = (usage.get("input_token_details") or {}).get("cache_read")
+    if cached:
+        out["input_cached_tokens"] = int(cached)
+    return out
+
+
+def _reply_metadata(reply: Any) -> dict[str, Any]:
+    meta = getattr(reply, "response_metadata", None) or {}
+    return {k: meta[k] for k in ("model_name", "finish_reason", "system_fingerprint") if meta.get(k)}
+
+
+def _filter_json(flt: SearchFilter | None) -> dict[str, Any] | None:
+    return flt.model_dump(mode="json", exclude_none=True, exclude_defaults=True) if flt is not None else None
 
 
 def format_sources(hits: list[SearchHit]) -> str:

