@@ -229,14 +229,13 @@ class DevStack:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-        for module in (self.ingest, self.query):
-            for name in ("pipeline", "app"):
-                closer = getattr(getattr(module, name, None), "close", None)
-                if callable(closer):
-                    try:
-                        closer()
-                    except Exception:  # closing is best effort
-                        log.debug("closing %s failed", name, exc_info=True)
+        pipeline = getattr(self.ingest, "pipeline", None)
+        for part in (getattr(pipeline, "index", None), getattr(pipeline, "ledger", None)):
+            if part is not None:  # the shared embedded index releases its folder lock
+                try:
+                    part.close()
+                except Exception:  # closing is best effort
+                    log.debug("closing %r failed", part, exc_info=True)
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -273,7 +272,9 @@ class DevStack:
         assert self.ingest is not None and self._server is not None
         try:
             with self._server.lock:  # one index: ingest batches and API requests take turns
-                response: dict[str, Any] = self.ingest.lambda_handler(event, _Context("ragstream-ingest-local"))
+                response: dict[str, Any] = self.ingest.lambda_handler(
+                    event, _Context("ragstream-ingest-local")
+                )
         except Exception as exc:  # the whole batch failed: SQS redelivers all of it
             log.warning("ingest batch of %d failed: %s", len(received), exc)
             return {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in received]}
@@ -379,9 +380,9 @@ class DevStack:
             f"  aws --endpoint-url {e} s3 sync ./docs s3://{b}/docs/",
             f"  aws --endpoint-url {e} s3 rm s3://{b}/reports/report.pdf",
             f"  curl -s {api}/documents{key_header}",
-            f"  curl -s {api}/search{key_header} -H 'content-type: application/json' "
+            f"  curl -s {api}/search{key_header} -H 'content-type: application/json' -d "
             + shlex.quote(json.dumps({"query": "revenue in Q3", "top_k": 3})),
-            f"  curl -s {api}/ask{key_header} -H 'content-type: application/json' "
+            f"  curl -s {api}/ask{key_header} -H 'content-type: application/json' -d "
             + shlex.quote(json.dumps({"question": "What was the revenue in Q3?"})),
             "",
             "Ctrl-C to stop.",
@@ -401,6 +402,7 @@ def run_dev(
     bucket: str = "ragstream-docs",
 ) -> None:
     """Run the AWS flow on this machine until Ctrl-C."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log: one line per poll
     stack = DevStack(settings, host=host, s3_port=s3_port, api_port=api_port, bucket=bucket)
     stack.start()
     try:

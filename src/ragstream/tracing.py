@@ -290,7 +290,7 @@ class LangfuseTracer(Tracer):
             token = context.attach(context.Context())  # a new trace, never a child of an open one
             try:
                 with propagate_attributes(**propagated):
-                    obs = self.client.start_observation(name=name, as_type=as_type, input=input)
+                    obs = self.client.start_observation(name=name, as_type=as_type, input=input)  # type: ignore[arg-type]
             finally:
                 context.detach(token)
             return _LangfuseSpan(self, obs, propagated)

@@ -10,7 +10,6 @@ it on a sample event from ``events/``. The size of each folder is printed (``-s`
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -253,4 +252,3 @@ def test_ingest_image(tmp_path: Path, openai: OpenAIServer) -> None:
     assert openai.requests_to("/v1/embeddings"), "the pipeline should embed through OpenAI"
     assert not [p for p in FORBIDDEN if list(target.glob(f"{p}*"))]
     assert size < INGEST_MAX_MB
-

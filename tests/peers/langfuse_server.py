@@ -140,6 +140,11 @@ def decode_export(body: bytes) -> list[ExportedSpan]:
     return spans
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up on a held request: expected, not a failure
+
+
 class LangfuseServer:
     """Run as a context manager; ``url`` is the base URL to give the SDK."""
 
@@ -154,7 +159,7 @@ class LangfuseServer:
         self._lock = threading.Lock()
         self._open = threading.Event()
         self._open.set()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="langfuse-peer", daemon=True)
 

@@ -1,0 +1,314 @@
+"""template.yaml says what matters: images built from the repo root, least privilege, the queue's
+visibility rule, no secret values in any environment, the ledger table as the code creates it, and the
+routes of the API. ``scripts/lint-template`` (sam validate --lint, cfn-lint) runs here too."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ragstream.config import Settings
+from ragstream.events import is_reconcile_event
+from ragstream.ledger.dynamodb import table_definition
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+#: Actions whose API has no resource-level permissions: the only place a "*" resource is allowed.
+WILDCARD_ONLY_ACTIONS = {
+    "textract:DetectDocumentText",
+    "textract:StartDocumentTextDetection",
+    "textract:GetDocumentTextDetection",
+}
+API_ROUTES = {
+    "GET /health",
+    "GET /openapi.json",
+    "POST /search",
+    "POST /ask",
+    "GET /documents",
+    "GET /documents/{source+}",
+    "POST /feedback",
+}
+#: Settings another change adds (the template names them already).
+PENDING_SETTINGS = {"langfuse_public_key_parameter", "langfuse_secret_key_parameter", "langfuse_host"}
+SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL", re.I)
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms: ``!Ref X`` -> {"Ref": X}, ``!Sub s`` -> {"Fn::Sub": s}."""
+
+
+def _tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    if suffix == "Condition":
+        return {"Condition": value}
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(encoding="utf-8"), _CfnLoader)
+    return data
+
+
+def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _leaves(value: Any) -> list[Any]:
+    """Every alternative of a value through Fn::If (both branches), flattened; AWS::NoValue dropped."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        _, yes, no = value["Fn::If"]
+        return _leaves(yes) + _leaves(no)
+    if isinstance(value, dict) and value.get("Ref") == "AWS::NoValue":
+        return []
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
+def _statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, role in _resources(template, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in _leaves(policy["PolicyDocument"]["Statement"]):
+                found.append((name, statement))
+    return found
+
+
+# -- images ------------------------------------------------------------------------------------------------
+def test_functions_are_images_built_from_the_repo_root(template: dict[str, Any]) -> None:
+    functions = _resources(template, "AWS::Serverless::Function")
+    assert set(functions) == {"IngestFunction", "QueryFunction"}
+    for name, fn in functions.items():
+        meta = fn["Metadata"]
+        assert fn["Properties"]["PackageType"] == "Image"
+        assert meta["DockerContext"] == ".", "the images install src/ragstream: the context is the repo root"
+        dockerfile = ROOT / meta["DockerContext"] / meta["Dockerfile"]
+        assert dockerfile.is_file(), f"{name}: {dockerfile} is missing"
+        assert meta["DockerTag"]
+        text = dockerfile.read_text(encoding="utf-8")
+        assert re.search(r"^FROM public\.ecr\.aws/lambda/python:", text, re.M), "the Lambda Python base image"
+        for copied in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
+            for src in copied.split():
+                assert (ROOT / src).exists(), f"{dockerfile.name} copies {src}, which does not exist"
+
+
+def test_dockerfiles_install_only_their_own_extra_from_the_pinned_set() -> None:
+    for image in ("ingest", "query"):
+        text = (ROOT / "functions" / image / "Dockerfile").read_text(encoding="utf-8")
+        installs = [line for line in text.splitlines() if line.startswith("RUN uv pip install ")]
+        assert len(installs) == 1
+        args = shlex.split(installs[0])
+        assert [a for a in args if a.startswith(".[")] == [f".[{image}]"]
+        assert "--constraint" in args and "constraints.txt" in args
+        assert "ENV HOME=/tmp" in text and "DO_NOT_TRACK=1" in text
+        assert not re.search(r"torch|cuda|onnxruntime", text.split("# -- run")[0].split("FROM")[-1], re.I)
+
+
+def test_dockerignore_keeps_the_context_small() -> None:
+    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert "**" in lines and "!src/" in lines and "!constraints.txt" in lines
+
+
+# -- IAM ---------------------------------------------------------------------------------------------------
+def test_no_wildcard_resource_but_where_the_api_demands_one(template: dict[str, Any]) -> None:
+    statements = _statements(template)
+    assert statements
+    for role, st in statements:
+        assert st["Effect"] == "Allow", f"{role}: {st}"
+        actions = {a for a in _leaves(st["Action"])}
+        for resource in _leaves(st["Resource"]):
+            if isinstance(resource, str) and "*" in resource:
+                assert actions <= WILDCARD_ONLY_ACTIONS, f"{role} {st.get('Sid')}: '*' for {actions}"
+        assert not any(a.endswith(":*") or a == "*" for a in actions), f"{role}: wildcard action {actions}"
+    for name, role in _resources(template, "AWS::IAM::Role").items():
+        assert "ManagedPolicyArns" not in role["Properties"], f"{name}: AWS managed policies grant '*'"
+    for name, fn in _resources(template, "AWS::Serverless::Function").items():
+        assert "Role" in fn["Properties"] and "Policies" not in fn["Properties"], name
+
+
+def test_query_cannot_write_and_ingest_reads_only_its_bucket(template: dict[str, Any]) -> None:
+    by_role: dict[str, set[str]] = {}
+    for role, st in _statements(template):
+        by_role.setdefault(role, set()).update(_leaves(st["Action"]))
+    assert not {
+        a
+        for a in by_role["QueryRole"]
+        if not a.startswith("logs:") and re.search(r"Put|Update|Delete|Write|s3:", a)
+    }
+    assert not {
+        a for a in by_role["IngestRole"] if a.startswith("s3:") and not a.startswith(("s3:Get", "s3:List"))
+    }
+
+
+# -- queue -------------------------------------------------------------------------------------------------
+def test_visibility_timeout_is_at_least_six_times_the_ingest_timeout(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    queue = template["Resources"]["IngestQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] == {
+        "Fn::FindInMap": ["VisibilityTimeout", {"Ref": "IngestTimeout"}, "Seconds"]
+    }
+    assert template["Resources"]["IngestFunction"]["Properties"]["Timeout"] == {"Ref": "IngestTimeout"}
+    mapping = template["Mappings"]["VisibilityTimeout"]
+    window = int(params["MaxBatchingWindow"]["MaxValue"])
+    for timeout in params["IngestTimeout"]["AllowedValues"]:
+        seconds = int(mapping[str(timeout)]["Seconds"])
+        assert seconds >= 6 * int(timeout) + window, f"timeout {timeout}: visibility {seconds}"
+        assert seconds <= 43_200  # SQS's maximum
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    assert queue["SqsManagedSseEnabled"] is True
+    assert template["Resources"]["IngestDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_sqs_event_reports_batch_item_failures_and_caps_concurrency(template: dict[str, Any]) -> None:
+    events = template["Resources"]["IngestFunction"]["Properties"]["Events"]
+    sqs = next(e["Properties"] for e in events.values() if e["Type"] == "SQS")
+    assert sqs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert sqs["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "MaxConcurrency"}
+    assert sqs["BatchSize"] == {"Ref": "BatchSize"}
+    assert sqs["MaximumBatchingWindowInSeconds"] == {"Ref": "MaxBatchingWindow"}
+    assert int(template["Parameters"]["MaxConcurrency"]["MinValue"]) >= 2  # Lambda's minimum
+
+
+def test_schedule_sends_the_reconcile_event(template: dict[str, Any]) -> None:
+    events = template["Resources"]["IngestFunction"]["Properties"]["Events"]
+    schedule = next(e["Properties"] for e in events.values() if e["Type"] == "Schedule")
+    assert schedule["Schedule"] == {"Ref": "ReconcileSchedule"}
+    assert template["Parameters"]["ReconcileSchedule"]["Default"] == "rate(1 day)"
+    payload = json.loads(schedule["Input"])
+    assert is_reconcile_event(payload)
+    assert payload == json.loads((EVENTS / "schedule-reconcile.json").read_text())
+
+
+def test_bucket_is_private_encrypted_tls_only_and_notifies_the_queue(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["DocumentsBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    events = {q["Event"] for q in bucket["NotificationConfiguration"]["QueueConfigurations"]}
+    assert events == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
+    policy = template["Resources"]["DocumentsBucketPolicy"]["Properties"]["PolicyDocument"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+        for s in policy["Statement"]
+    )
+
+
+def test_dlq_depth_has_an_alarm(template: dict[str, Any]) -> None:
+    alarms = _resources(template, "AWS::CloudWatch::Alarm").values()
+    assert any(
+        a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and a["Properties"]["Dimensions"][0]["Value"]
+        == {"Fn::GetAtt": ["IngestDeadLetterQueue", "QueueName"]}
+        for a in alarms
+    )
+
+
+# -- environment ---------------------------------------------------------------------------------------------
+def _environments(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    base = template["Globals"]["Function"]["Environment"]["Variables"]
+    envs = {}
+    for name, fn in _resources(template, "AWS::Serverless::Function").items():
+        own = fn["Properties"].get("Environment", {}).get("Variables", {})
+        envs[name] = {**base, **own}
+    return envs
+
+
+def test_no_function_environment_holds_a_secret_value(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    for fn, env in _environments(template).items():
+        for name, value in env.items():
+            leaves = _leaves(value)
+            if SECRET_NAME.search(name):
+                assert name.endswith("_PARAMETER"), f"{fn}: {name} would carry a secret value"
+                for leaf in leaves:  # only the *name* of a parameter or secret, from a template parameter
+                    assert isinstance(leaf, dict) and set(leaf) == {"Ref"}, f"{fn}: {name}={leaf!r}"
+                    assert leaf["Ref"].endswith("Parameter") and "NoEcho" not in params[leaf["Ref"]]
+            for leaf in leaves:
+                if isinstance(leaf, str):
+                    assert not re.match(r"(sk-|pk-lf-|sk-lf-|AKIA)", leaf), (
+                        f"{fn}: {name} looks like a secret"
+                    )
+    for name in params:
+        if SECRET_NAME.search(name):
+            assert name.endswith(("Parameter", "Arn")), f"parameter {name} should name a secret, not hold one"
+
+
+def test_environment_names_are_settings(template: dict[str, Any]) -> None:
+    fields = set(Settings.model_fields) | PENDING_SETTINGS
+    for fn, env in _environments(template).items():
+        for name in env:
+            if name.startswith("RAGSTREAM_"):
+                assert name.removeprefix("RAGSTREAM_").lower() in fields, f"{fn}: {name} is no setting"
+        assert env["RAGSTREAM_HOME"] == "/tmp/ragstream"
+        assert env["RAGSTREAM_LEDGER_TABLE"] == {"Ref": "LedgerTable"}
+        assert env["RAGSTREAM_BUCKET"] == {"Ref": "DocumentsBucket"}
+        assert env["RAGSTREAM_EMBEDDING_PROVIDER"] == "openai"
+        for pending in ("LANGFUSE_PUBLIC_KEY_PARAMETER", "LANGFUSE_SECRET_KEY_PARAMETER", "LANGFUSE_HOST"):
+            assert f"RAGSTREAM_{pending}" in env
+
+
+# -- ledger table and API ------------------------------------------------------------------------------------
+def test_ledger_table_mirrors_the_code(template: dict[str, Any]) -> None:
+    table = template["Resources"]["LedgerTable"]["Properties"]
+    want = table_definition("ignored")
+    for key in ("BillingMode", "KeySchema", "GlobalSecondaryIndexes"):
+        assert table[key] == want[key], key
+    assert sorted(table["AttributeDefinitions"], key=str) == sorted(want["AttributeDefinitions"], key=str)
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+def test_http_api_routes_are_the_query_routes(template: dict[str, Any]) -> None:
+    events = template["Resources"]["QueryFunction"]["Properties"]["Events"].values()
+    routes = {
+        f"{e['Properties']['Method']} {e['Properties']['Path']}" for e in events if e["Type"] == "HttpApi"
+    }
+    assert routes == API_ROUTES
+    assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in events)
+    sampled = {json.loads(p.read_text())["routeKey"] for p in EVENTS.glob("http-*.json")}
+    assert sampled == API_ROUTES, "events/ should hold one sample per route"
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    assert {"ApiUrl", "BucketName", "QueueUrl", "LedgerTableName"} <= set(template["Outputs"])
+
+
+def test_sample_events_are_json() -> None:
+    names = {p.name for p in EVENTS.glob("*.json")}
+    for name in names:
+        json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    assert {"s3-put.json", "s3-delete.json", "sqs-s3-put.json", "sqs-s3-delete.json"} <= names
+    assert {"eventbridge-object-created.json", "schedule-reconcile.json", "sqs-s3-test-event.json"} <= names
+
+
+def test_samconfig_has_no_secrets() -> None:
+    text = (ROOT / "samconfig.toml").read_text(encoding="utf-8")
+    assert not re.search(r"sk-|AKIA|aws_secret|password", text, re.I)
+    assert "confirm_changeset = true" in text
+
+
+def test_lint_template() -> None:
+    """sam validate --lint and cfn-lint, from the SAM CLI's tool environment (created when missing)."""
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "lint-template")], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "is a valid SAM Template" in proc.stdout + proc.stderr
