@@ -43,6 +43,9 @@ LOCAL_DIMENSION = 384
 #: Word pieces the local model reads, [CLS] and [SEP] included (its ``max_seq_length``).
 LOCAL_MAX_WORD_PIECES = 256
 
+#: OpenAI's limit is 300k tokens per embeddings request; a margin for the approximate count.
+OPENAI_TOKENS_PER_REQUEST = 250_000
+
 _TOKENIZER_RESOURCE = "resources/minilm-tokenizer.json"
 _KNOWN_OPENAI_DIMENSIONS = {
     "text-embedding-3-small": 1536,
@@ -291,7 +294,10 @@ def _openai_embeddings(settings: Settings) -> Embeddings:
         base_url=settings.openai_base_url,
         max_retries=settings.openai_max_retries,
         timeout=settings.openai_timeout,  # the alias of request_timeout
-        chunk_size=settings.embedding_batch_size,
+        # texts per request, also kept under OpenAI's 300k tokens per request whatever the chunk size
+        chunk_size=min(
+            settings.embedding_batch_size, max(1, OPENAI_TOKENS_PER_REQUEST // settings.chunk_size)
+        ),
         check_embedding_ctx_length=False,  # no tiktoken (it downloads its BPE files); chunks are bounded
         **kwargs,
     )
@@ -305,6 +311,13 @@ def build_embeddings(settings: Settings) -> Embeddings:
     """The embedder the settings ask for; costs no network call."""
     if settings.embedder == "openai":
         return _openai_embeddings(settings)
+    window = LOCAL_MAX_WORD_PIECES - 2
+    if settings.chunk_size > window:
+        raise ConfigError(
+            f"RAGSTREAM_CHUNK_SIZE={settings.chunk_size} exceeds the local model's {window}-token window: "
+            f"the rest of each chunk would not be embedded; set it to {window} or less, or use OpenAI "
+            "embeddings"
+        )
     return LocalEmbeddings(settings.local_model_path)
 
 

@@ -493,8 +493,12 @@ class Pipeline:
     def _unchanged(
         self, prev: DocumentRecord | None, *, etag: str | None = None, version: str | None = None
     ) -> bool:
-        """Whether the ledger already holds this content, indexed with the current settings."""
-        if prev is None or prev.status is not Status.INDEXED or prev.fingerprint != self.settings.fingerprint:
+        """Whether the ledger already holds the outcome of this content with the current settings:
+        indexed, or failed for good (a corrupt file is not parsed again until it changes)."""
+        settled = prev is not None and (
+            prev.status is Status.INDEXED or (prev.status is Status.FAILED and not prev.retryable)
+        )
+        if not settled or prev.fingerprint != self.settings.fingerprint:  # type: ignore[union-attr]
             return False
         if version is not None:
             return prev.version == version
@@ -527,6 +531,7 @@ class Pipeline:
             error_kind=outcome.error_kind,
             retryable=outcome.retryable,
             size=ref.size,
+            etag=ref.etag,
         )
         try:
             if self.ledger.put(record) and not outcome.retryable and prev is not None:
@@ -582,6 +587,14 @@ def _end_all(spans: list[Span], exc: BaseException | None) -> None:
 
 
 def _skipped(prev: DocumentRecord, started: float) -> Outcome:
+    if prev.status is Status.FAILED:  # unchanged since it failed: the recorded reason still holds
+        return Outcome(
+            source=prev.source,
+            status="failed",
+            reason=prev.error,
+            error_kind=prev.error_kind,
+            seconds=time.perf_counter() - started,
+        )
     return Outcome(
         source=prev.source,
         status="skipped",

@@ -143,10 +143,13 @@ class Retriever:
     def _embed_query(self, text: str, trace: Span) -> list[float]:
         if not self.tracer.enabled:
             return self.embedder.embed_query(text)
-        from .embeddings import count_tokens
-
         local = self.settings.embedder == "local"
-        tokens = count_tokens(text)
+        if local:
+            from .embeddings import count_tokens
+
+            tokens = count_tokens(text)
+        else:  # OpenAI does not report embedding usage through langchain; the query image has no tokenizer
+            tokens = max(1, len(text) // 4)
         with trace.child(
             "embed-query",
             as_type="embedding",

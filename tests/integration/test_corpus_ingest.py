@@ -49,10 +49,14 @@ def test_the_whole_corpus_goes_through_and_a_rerun_is_free(
     main(["ingest", str(CORPUS), "--home", home, "--json"])
     again = json.loads(capsys.readouterr().out)
 
-    # THEN nothing is extracted or embedded; the failures stay recorded, not retried
+    # THEN nothing is extracted or embedded; the failures are reported again from the ledger, not retried
     assert sum(o["embedded"] for o in again) == 0
     statuses = {Path(o["source"]).name: o["status"] for o in again}
     assert all(statuses[name] == "skipped" for name in first if name not in failed)
+    assert {Path(o["source"]).name: o["reason"] for o in again if o["status"] == "failed"} == {
+        name: o["reason"] for name, o in failed.items()
+    }
+    assert all(o["seconds"] < 0.5 for o in again)  # nothing was parsed again
 
     # AND the ledger lists the failures with their reasons
     main(["documents", "--status", "failed", "--home", home, "--json"])

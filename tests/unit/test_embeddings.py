@@ -144,3 +144,12 @@ def test_session_is_created_once_under_concurrency() -> None:
     assert session is not None and embedder._get_session() is session
     assert results[0] == pytest.approx(results[4], abs=1e-6)
     assert embedder.threads == (os.cpu_count() or 1)
+
+
+def test_a_chunk_size_beyond_the_local_window_is_refused_with_advice() -> None:
+    from ragstream.config import Settings
+    from ragstream.embeddings import build_embeddings
+    from ragstream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="exceeds the local model's 254-token window"):
+        build_embeddings(Settings(embedding_provider="local", chunk_size=400, chunk_overlap=40))
