@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -19,6 +20,7 @@ from ragstream.ingest import Outcome, Pipeline, raise_for_retry
 from ragstream.tracing import build_tracer, flush_after
 
 logger = Logger(service="ragstream-ingest")
+metrics = Metrics(namespace="ragstream", service="ingest")  # CloudWatch EMF: written to the log, no API call
 settings = get_settings().resolve_secrets()
 tracer = build_tracer(settings)
 pipeline = Pipeline.from_settings(settings, tracer=tracer)
@@ -27,6 +29,10 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def _log(outcome: Outcome) -> None:
     logger.info("document %s", outcome.status, extra=outcome.model_dump(mode="json"))
+    metrics.add_metric(name=f"Documents{outcome.status.title()}", unit=MetricUnit.Count, value=1)
+    if outcome.status == "indexed":
+        metrics.add_metric(name="Chunks", unit=MetricUnit.Count, value=outcome.chunks)
+        metrics.add_metric(name="OcrPages", unit=MetricUnit.Count, value=outcome.ocr_pages)
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -35,6 +41,7 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 @flush_after(tracer)  # traces leave before the container freezes; bounded by RAGSTREAM_LANGFUSE_FLUSH_TIMEOUT
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_sqs_event(event):

@@ -310,12 +310,14 @@ class Retriever:
             if all(candidates[j][1] != candidates[k][1] for k in picked):
                 picked.append(int(j))
         numbering: dict[int, int] = {}
+        quoted: dict[int, str] = {}  # the snippet of a citation is the sentence it supports
         parts = []
         for j in picked:
             hit_index, sentence = candidates[j]
             n = numbering.setdefault(hit_index, len(numbering) + 1)
+            quoted.setdefault(hit_index, sentence)
             parts.append(f"{sentence} [{n}]")
-        citations = [_citation(n, hits[i]) for i, n in numbering.items()]
+        citations = [_citation(n, hits[i], quoted[i]) for i, n in numbering.items()]
         return Answer(
             question=question, answer=" ".join(parts), citations=citations, grounded=True, model="extractive"
         )
@@ -356,8 +358,8 @@ def format_sources(hits: list[SearchHit]) -> str:
     return "\n\n".join(blocks)
 
 
-def _citation(n: int, hit: SearchHit) -> Citation:
-    snippet = " ".join(hit.text.split())
+def _citation(n: int, hit: SearchHit, quote: str | None = None) -> Citation:
+    snippet = " ".join((quote or hit.text).split())
     if len(snippet) > SNIPPET_CHARS:
         snippet = snippet[: SNIPPET_CHARS - 1].rsplit(" ", 1)[0] + "…"
     return Citation(

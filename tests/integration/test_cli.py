@@ -131,3 +131,14 @@ def test_console_script_is_installed_and_runs(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("ingest", "search", "ask", "documents", "eval", "serve"):
         assert command in result.stdout
+
+
+def test_an_extractive_citation_quotes_the_sentence_it_supports(
+    docs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = str(tmp_path / "home")
+    run(capsys, "ingest", str(docs), "--home", home)
+    _, out = run(capsys, "ask", "What is the nightly hotel limit in London?", "--home", home, "--json")
+    answer = json.loads(out)
+    assert answer["citations"][0]["snippet"].startswith("The nightly hotel limit is 180 EUR")
+    assert answer["citations"][0]["snippet"] in answer["answer"]

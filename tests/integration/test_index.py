@@ -26,8 +26,17 @@ def embedder() -> LocalEmbeddings:
     return LocalEmbeddings()
 
 
-@pytest.fixture(params=["memory", "disk"])
+@pytest.fixture(params=["memory", "disk", "edge"])
 def index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QdrantIndex]:
+    if request.param == "edge":
+        if request.node.originalname == "test_langchain_vector_store_reads_our_collection":
+            pytest.skip("LangChain reads a Qdrant collection through qdrant-client; an Edge shard has none")
+        from ragstream.index.edge import EdgeIndex, EdgeStore
+
+        edge = EdgeIndex(EdgeStore(tmp_path_factory.mktemp("edge")), "test", batch_size=3)
+        yield edge  # type: ignore[misc]  # same public methods as QdrantIndex
+        edge.close()
+        return
     if request.param == "memory":
         client = QdrantClient(":memory:")
     else:

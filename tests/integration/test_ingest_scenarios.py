@@ -395,3 +395,20 @@ def test_two_concurrent_runs_on_one_key_end_with_the_newest(aws: dict[str, Any],
     versions = {v for (s, v) in first.index.versions() if s == source}
     assert versions == {record.version}
     assert first.index.count(source) == record.chunks
+
+
+def test_the_handler_emits_cloudwatch_metrics_per_outcome(
+    aws: dict[str, Any], handler: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(aws, "metrics/ok.md", doc("metrics"))
+    aws["s3"].put_object(Bucket=BUCKET, Key="metrics/empty.txt", Body=b"")
+    capsys.readouterr()
+    drain(aws, handler)
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    emitted: dict[str, float] = {}
+    for blob in blobs:
+        for name in (m["Name"] for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]):
+            value = blob[name]
+            emitted[name] = emitted.get(name, 0) + (sum(value) if isinstance(value, list) else value)
+    assert emitted["DocumentsIndexed"] >= 1 and emitted["DocumentsFailed"] == 1 and emitted["Chunks"] >= 1
+    assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ragstream"

@@ -1,0 +1,359 @@
+"""The embedded index on Qdrant Edge: the Qdrant engine in-process, one shard per collection.
+
+:class:`EdgeIndex` has the public methods of :class:`~ragstream.index.qdrant.QdrantIndex` with the same
+semantics, point ids, payload layout (``page_content`` + ``metadata``) and filters, so the pipeline and
+the retriever take either. It replaces qdrant-client's local mode (``QdrantClient(path=...)``), a
+Python re-implementation that searches by brute force; LangChain cannot open an Edge shard, so
+LangChain compatibility stays with the client/server mode.
+
+Edge has no background optimizer: segments are indexed (HNSW) only when :meth:`EdgeShard.optimize`
+runs. :meth:`EdgeIndex.upsert` runs it once ``optimize_after`` points wait unindexed, so ingest pays
+for indexing in a few large steps and search stays fast; below that, the waiting points are scanned
+exactly (in Rust, a few milliseconds for tens of thousands of points).
+
+A shard directory can be open in one process only (the engine locks its write-ahead log), like
+qdrant-client's local mode; within a process, every :class:`EdgeIndex` of one :class:`EdgeStore`
+shares its open shards, and reads may run from many threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
+from .qdrant import KEYWORD_FIELDS, VECTOR, Point, SearchFilter
+
+if TYPE_CHECKING:
+    import qdrant_edge as qe
+
+__all__ = ["EdgeCollectionInfo", "EdgeIndex", "EdgeStore", "ScoredChunk"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Written by the engine into every shard directory; holds the vector configuration.
+CONFIG_FILE = "edge_config.json"
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """One search hit: the attributes of qdrant-client's ``ScoredPoint`` that ragstream reads."""
+
+    id: str
+    score: float
+    payload: dict[str, Any] | None
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class _VectorParams:
+    size: int
+    distance: str
+
+
+@dataclass(frozen=True)
+class _Params:
+    vectors: dict[str, _VectorParams]
+
+
+@dataclass(frozen=True)
+class _Config:
+    params: _Params
+
+
+@dataclass(frozen=True)
+class EdgeCollectionInfo:
+    """The part of qdrant-client's ``CollectionInfo`` that ragstream reads (``config.params.vectors``)."""
+
+    config: _Config
+    points_count: int | None = None
+
+
+@dataclass
+class EdgeStore:
+    """A folder of Qdrant Edge shards, one sub-folder per collection; the counterpart of ``QdrantClient(path=)``.
+
+    Opens each shard once per process and hands the same one to every index over this store.
+    """
+
+    path: Path
+    _shards: dict[str, qe.EdgeShard] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    def shard_path(self, collection: str) -> Path:
+        return self.path / collection
+
+    def collection_exists(self, collection: str) -> bool:
+        """Whether a shard of that name is open or on disk."""
+        return collection in self._shards or (self.shard_path(collection) / CONFIG_FILE).is_file()
+
+    def get_collection(self, collection: str) -> EdgeCollectionInfo:
+        """The collection's vector configuration, read from the shard's config file."""
+        try:
+            raw = json.loads((self.shard_path(collection) / CONFIG_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise IndexUnavailable(
+                f"cannot read {self.shard_path(collection) / CONFIG_FILE}: {exc}; "
+                "the folder is not a Qdrant Edge shard, or it is damaged"
+            ) from exc
+        vectors = {
+            name: _VectorParams(size=int(params["size"]), distance=str(params.get("distance", "")))
+            for name, params in (raw.get("vectors") or {}).items()
+        }
+        shard = self._shards.get(collection)
+        count = _translate(shard.info).points_count if shard is not None else None
+        return EdgeCollectionInfo(config=_Config(params=_Params(vectors=vectors)), points_count=count)
+
+    def open(self, collection: str, *, create_dim: int | None = None) -> qe.EdgeShard | None:
+        """The collection's shard: opened once, created with ``create_dim`` if given, else None if absent."""
+        shard = self._shards.get(collection)
+        if shard is not None:
+            return shard
+        import qdrant_edge as qe
+
+        with self._lock:
+            shard = self._shards.get(collection)
+            if shard is not None:
+                return shard
+            path = self.shard_path(collection)
+            if (path / CONFIG_FILE).is_file():
+                shard = _translate(qe.EdgeShard.load, str(path), where=path)
+            elif create_dim is not None:
+                path.mkdir(parents=True, exist_ok=True)
+                config = qe.EdgeConfig(
+                    vectors={VECTOR: qe.EdgeVectorParams(size=create_dim, distance=qe.Distance.Cosine)}
+                )
+                shard = _translate(qe.EdgeShard.create, str(path), config, where=path)
+                for name in KEYWORD_FIELDS:
+                    _translate(
+                        shard.update, qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
+                    )
+                _translate(shard.flush)
+            else:
+                return None
+            self._shards[collection] = shard
+            return shard
+
+    def close(self) -> None:
+        """Flush and close every open shard; a later call reopens them."""
+        with self._lock:
+            shards, self._shards = self._shards, {}
+        for shard in shards.values():
+            try:
+                shard.flush()
+            finally:
+                shard.close()
+
+
+class EdgeIndex:
+    """A collection of chunks of many sources in a Qdrant Edge shard; every write is applied on return."""
+
+    def __init__(
+        self,
+        client: EdgeStore,
+        collection: str,
+        *,
+        batch_size: int = 1024,
+        optimize_after: int = 20_000,
+    ):
+        self.client = client
+        self.collection = collection
+        self.batch_size = batch_size
+        self.optimize_after = optimize_after
+        self._ready_dim: int | None = None
+
+    # -- collection ----------------------------------------------------------------------------------
+    def ensure_collection(self, dim: int) -> None:
+        """Create the collection on first use; refuse a collection of another dimension."""
+        if self._ready_dim == dim:
+            return
+        if self.client.collection_exists(self.collection):
+            params = self.client.get_collection(self.collection).config.params.vectors.get(VECTOR)
+            if params is None:
+                raise DimensionMismatch(
+                    f"collection {self.collection!r} has no vector named {VECTOR!r}: it was not made by "
+                    "ragstream; set RAGSTREAM_COLLECTION to another name"
+                )
+            if params.size != dim:
+                raise DimensionMismatch(
+                    f"collection {self.collection!r} has dimension {params.size}, the embedder gives {dim}: "
+                    "set RAGSTREAM_COLLECTION to a new name, or delete the collection and re-ingest"
+                )
+        self.client.open(self.collection, create_dim=dim)
+        self._ready_dim = dim
+
+    def exists(self) -> bool:
+        """Whether the collection exists (known without a look once this instance made or checked it)."""
+        return self._ready_dim is not None or self.client.collection_exists(self.collection)
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def upsert(self, points: Sequence[Point]) -> int:
+        """Write points in batches, flush, and index them once enough wait unindexed; returns how many."""
+        import qdrant_edge as qe
+
+        shard = self._shard()
+        if shard is None:
+            raise ConfigError(f"collection {self.collection!r} does not exist: call ensure_collection first")
+        for start in range(0, len(points), self.batch_size):
+            batch = [
+                qe.Point(
+                    id=p.id,
+                    vector={VECTOR: p.vector},
+                    payload={"page_content": p.text, "metadata": p.metadata},
+                )
+                for p in points[start : start + self.batch_size]
+            ]
+            _translate(shard.update, qe.UpdateOperation.upsert_points(batch))
+        _translate(shard.flush)
+        info = _translate(shard.info)
+        if info.points_count - info.indexed_vectors_count >= self.optimize_after:
+            _translate(shard.optimize)
+        return len(points)
+
+    def delete_source(
+        self, source: str, *, keep_version: str | None = None, only_version: str | None = None
+    ) -> None:
+        """Delete the points of ``source``: all, all but ``keep_version``, or only ``only_version``."""
+        shard = self._shard()
+        if shard is None:
+            return
+        import qdrant_edge as qe
+
+        must = [_match("metadata.source", source)]
+        if only_version:
+            must.append(_match("metadata.version", only_version))
+        flt = qe.Filter(
+            must=must, must_not=[_match("metadata.version", keep_version)] if keep_version else None
+        )
+        _translate(shard.update, qe.UpdateOperation.delete_points_by_filter(flt))
+        _translate(shard.flush)
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def count(self, source: str | None = None, version: str | None = None) -> int:
+        """Exact number of points, of one source (and version) when given."""
+        shard = self._shard()
+        if shard is None:
+            return 0
+        import qdrant_edge as qe
+
+        must = []
+        if source is not None:
+            must.append(_match("metadata.source", source))
+        if version is not None:
+            must.append(_match("metadata.version", version))
+        request = qe.CountRequest(exact=True, filter=qe.Filter(must=must) if must else None)
+        return int(_translate(shard.count, request))
+
+    def search(self, vector: list[float], *, limit: int, flt: SearchFilter | None = None) -> list[ScoredChunk]:
+        """The ``limit`` nearest points to ``vector`` that pass the filter."""
+        shard = self._shard()
+        if shard is None:
+            return []
+        import qdrant_edge as qe
+
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(vector, using=VECTOR),
+            filter=to_edge_filter(flt),
+            with_payload=True,
+        )
+        return [
+            ScoredChunk(id=str(p.id), score=float(p.score), payload=p.payload, version=int(p.version))
+            for p in _translate(shard.query, request)
+        ]
+
+    def versions(self) -> Counter[tuple[str, str]]:
+        """Points per (source, version) present in the index, for reconcile (scrolls everything)."""
+        counts: Counter[tuple[str, str]] = Counter()
+        shard = self._shard()
+        if shard is None:
+            return counts
+        import qdrant_edge as qe
+
+        offset = None
+        while True:
+            records, offset = _translate(
+                shard.scroll,
+                qe.ScrollRequest(
+                    offset=offset,
+                    limit=1000,
+                    with_payload=["metadata.source", "metadata.version"],
+                    with_vector=False,
+                ),
+            )
+            for r in records:
+                meta = (r.payload or {}).get("metadata", {})
+                counts[(meta.get("source", ""), meta.get("version", ""))] += 1
+            if offset is None:
+                return counts
+
+    def close(self) -> None:
+        self.client.close()
+        self._ready_dim = None
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    def _shard(self) -> qe.EdgeShard | None:
+        return self.client.open(self.collection)
+
+
+def _translate(fn: Callable[..., T], *args: Any, where: Path | None = None) -> T:
+    """Call the engine; its storage errors (plain ``Exception`` with a message) become ours, with advice."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        if type(exc) is not Exception:  # a Python error of ours or of the bindings (TypeError, ...)
+            raise
+        message = str(exc)
+        if "WouldBlock" in message:  # the engine locks its write-ahead log per process
+            raise ConfigError(
+                f"the index folder {where or ''} is open in another process: an embedded index serves one "
+                "process; stop the other one, or run a Qdrant server and set RAGSTREAM_QDRANT_URL"
+            ) from exc
+        if message.startswith("Vector dimension error"):
+            raise DimensionMismatch(
+                f"{message}: the shard was made for another embedder; set RAGSTREAM_COLLECTION to a new "
+                "name, or delete the collection and re-ingest"
+            ) from exc
+        if message.startswith("Service runtime error"):  # storage: I/O, a full disk, a damaged segment
+            raise IndexUnavailable(f"Qdrant Edge failed: {message}") from exc
+        raise  # a wrong request is a bug of ours, as a 4xx is in QdrantIndex: let it show as it is
+
+
+def _match(key: str, value: str) -> qe.FieldCondition:
+    import qdrant_edge as qe
+
+    return qe.FieldCondition(key=key, match=qe.MatchValue(value))
+
+
+def to_edge_filter(flt: SearchFilter | None) -> qe.Filter | None:
+    """Our filter model as a Qdrant Edge filter (the same conditions as ``to_qdrant_filter``)."""
+    if flt is None:
+        return None
+    import qdrant_edge as qe
+
+    must: list[Any] = []
+    if flt.source_prefix:
+        prefix = flt.source_prefix
+        if prefix.endswith("/"):
+            must.append(_match("metadata.folders", prefix))
+        else:  # one source, or the folder of that name
+            must.append(
+                qe.Filter(should=[_match("metadata.source", prefix), _match("metadata.folders", prefix + "/")])
+            )
+    if flt.content_type:
+        must.append(_match("metadata.content_type", flt.content_type))
+    for key, value in flt.metadata.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        must.append(_match(f"metadata.{key}", text))
+    return qe.Filter(must=must) if must else None
