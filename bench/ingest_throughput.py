@@ -20,7 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import RESULTS, SHARED, peak_rss_mb, save, table
 
-STEPS = ("fetch", "extract", "chunk", "embed", "index", "commit")
+STEPS = ("fetch", "extract", "chunk", "embed", "index")
 
 
 def measure(pipeline: Any, run: Any) -> dict[str, Any]:

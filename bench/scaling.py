@@ -4,7 +4,7 @@ Precomputed unit vectors (384-d, like the local model's) with realistic payloads
 ragstream's index layer into embedded Qdrant, so the embedder does not dominate. Each size runs in a
 fresh process, so its memory peak is its own. Writes a PNG plot next to the JSON.
 
-    .venv/bin/python bench/scaling.py [--sizes 1000 10000 100000]
+    .venv/bin/python bench/scaling.py [--sizes 1000 10000 100000] [--backend local|edge]
 """
 
 from __future__ import annotations
@@ -25,17 +25,23 @@ from report import RESULTS, peak_rss_mb, percentiles, save, table
 DIM = 384
 
 
-def one_size(n: int, queries: int = 50) -> dict[str, Any]:
+def one_size(n: int, queries: int = 50, backend: str = "local") -> dict[str, Any]:
     """Build a collection of ``n`` points, then time searches, filtered searches and a source delete."""
     import numpy as np
-    from qdrant_client import QdrantClient
 
     from ragstream.index import Point, QdrantIndex, SearchFilter, point_id
     from ragstream.index.qdrant import folders_of
 
     rng = np.random.default_rng(42)
     folder = Path(tempfile.mkdtemp(prefix="ragstream-scaling-"))
-    index = QdrantIndex(QdrantClient(path=str(folder)), "scaling", batch_size=256)
+    if backend == "edge":
+        from ragstream.index.edge import EdgeIndex, EdgeStore
+
+        index: Any = EdgeIndex(EdgeStore(folder), "scaling")
+    else:
+        from qdrant_client import QdrantClient
+
+        index = QdrantIndex(QdrantClient(path=str(folder)), "scaling", batch_size=256)
     index.ensure_collection(DIM)
     text = "The committee reviewed the figures of the quarter and agreed on the next steps. " * 10
     per_doc = 20
@@ -124,15 +130,24 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument(
+        "--backend",
+        choices=["local", "edge"],
+        default="local",
+        help="local: qdrant-client's local mode (QdrantClient(path=)); edge: Qdrant Edge (qdrant-edge-py)",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one size, print JSON
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(one_size(args.one)))
+        print(json.dumps(one_size(args.one, backend=args.backend)))
         return 0
     rows = []
     for n in args.sizes:
         out = subprocess.run(
-            [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True
+            [sys.executable, __file__, "--one", str(n), "--backend", args.backend],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     flat = [
@@ -149,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         for r in rows
     ]
-    print(table(flat, "scaling of the embedded index"))
+    print(table(flat, f"scaling of the embedded index ({args.backend})"))
+    name = "scaling" if args.backend == "local" else f"scaling-{args.backend}"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    png = plot(rows, RESULTS / "scaling.png")
+    png = plot(rows, RESULTS / f"{name}.png")
     print(
-        f"results: {save('scaling', {'sizes': rows, 'plot': str(png) if png else None})}"
+        f"results: {save(name, {'sizes': rows, 'backend': args.backend, 'plot': str(png) if png else None})}"
         + (f"; plot: {png}" if png else "")
     )
     return 0

@@ -190,7 +190,7 @@ def _progress(args: argparse.Namespace, desc: str) -> _Bar:
 
 
 def _print_summary(outcomes: list[Outcome], elapsed: float) -> None:
-    counts = Counter(o.status for o in outcomes)
+    counts: Counter[str] = Counter(o.status for o in outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
     for o in failed:
         kind = "retry later" if o.retryable else o.error_kind

@@ -495,10 +495,9 @@ class Pipeline:
     ) -> bool:
         """Whether the ledger already holds the outcome of this content with the current settings:
         indexed, or failed for good (a corrupt file is not parsed again until it changes)."""
-        settled = prev is not None and (
-            prev.status is Status.INDEXED or (prev.status is Status.FAILED and not prev.retryable)
-        )
-        if not settled or prev.fingerprint != self.settings.fingerprint:  # type: ignore[union-attr]
+        if prev is None or prev.fingerprint != self.settings.fingerprint:
+            return False
+        if not (prev.status is Status.INDEXED or (prev.status is Status.FAILED and not prev.retryable)):
             return False
         if version is not None:
             return prev.version == version

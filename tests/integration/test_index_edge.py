@@ -45,8 +45,8 @@ def _points(source: str, version: str, n: int, seed: int = 0) -> list[Point]:
     ]
 
 
-def _open(folder: Path, **kwargs: int) -> EdgeIndex:
-    return EdgeIndex(EdgeStore(folder), "test", **kwargs)
+def _open(folder: Path, *, indexing_threshold_kb: int | None = None, **kwargs: int) -> EdgeIndex:
+    return EdgeIndex(EdgeStore(folder, indexing_threshold_kb=indexing_threshold_kb), "test", **kwargs)
 
 
 def test_everything_survives_a_close_and_reopen(tmp_path: Path) -> None:
@@ -81,9 +81,11 @@ def test_everything_survives_a_close_and_reopen(tmp_path: Path) -> None:
 
 def test_indexed_segments_answer_like_the_unindexed_ones(tmp_path: Path) -> None:
     # GIVEN an index that builds its HNSW index after a few hundred points
-    index = _open(tmp_path, batch_size=100, optimize_after=300)
+    index = _open(tmp_path, indexing_threshold_kb=10, batch_size=100, optimize_after=300)
     index.ensure_collection(DIM)
     index.upsert(_points("s3://docs/a/one.pdf", "v1", 400) + _points("s3://docs/b/two.pdf", "v1", 200))
+    shard = index.client.open("test")
+    assert shard is not None and shard.info().indexed_vectors_count == 600
     # WHEN it is searched, counted, filtered and a source deleted
     target = _points("s3://docs/b/two.pdf", "v1", 200)[42]
     hits = index.search(target.vector, limit=3)
@@ -111,16 +113,18 @@ def test_many_threads_read_while_one_writes(tmp_path: Path) -> None:
             for _ in range(100):
                 hits = index.search(_vector(rng), limit=5, flt=only_a)
                 assert len(hits) == 5
-                assert all(p.payload and p.payload["metadata"]["source"] == "s3://docs/a/one.pdf" for p in hits)
+                assert all(
+                    p.payload and p.payload["metadata"]["source"] == "s3://docs/a/one.pdf" for p in hits
+                )
                 assert index.count("s3://docs/a/one.pdf") == 200
-        except BaseException as exc:  # noqa: BLE001  # reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
     def write() -> None:
         try:
             for n in range(10):
                 index.upsert(_points(f"s3://docs/b/{n}.pdf", "v1", 30))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     # WHEN four threads search and count while a fifth upserts other sources

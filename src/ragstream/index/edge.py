@@ -79,12 +79,15 @@ class EdgeCollectionInfo:
 
 @dataclass
 class EdgeStore:
-    """A folder of Qdrant Edge shards, one sub-folder per collection; the counterpart of ``QdrantClient(path=)``.
+    """A folder of Qdrant Edge shards, one per collection: the counterpart of ``QdrantClient(path=)``.
 
     Opens each shard once per process and hands the same one to every index over this store.
+    ``indexing_threshold_kb`` applies to shards this store creates: a segment bigger than that gets an
+    HNSW index when optimized (None: Qdrant's default, 10,000 KB, about 6,500 vectors of 384 floats).
     """
 
     path: Path
+    indexing_threshold_kb: int | None = None
     _shards: dict[str, qe.EdgeShard] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -131,17 +134,23 @@ class EdgeStore:
                 shard = _translate(qe.EdgeShard.load, str(path), where=path)
             elif create_dim is not None:
                 path.mkdir(parents=True, exist_ok=True)
+                optimizers = None
+                if self.indexing_threshold_kb is not None:
+                    optimizers = qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb)
                 config = qe.EdgeConfig(
-                    vectors={VECTOR: qe.EdgeVectorParams(size=create_dim, distance=qe.Distance.Cosine)}
+                    vectors={VECTOR: qe.EdgeVectorParams(size=create_dim, distance=qe.Distance.Cosine)},
+                    optimizers=optimizers,
                 )
                 shard = _translate(qe.EdgeShard.create, str(path), config, where=path)
-                for name in KEYWORD_FIELDS:
-                    _translate(
-                        shard.update, qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
-                    )
-                _translate(shard.flush)
             else:
                 return None
+            missing = set(KEYWORD_FIELDS) - set(_translate(shard.info).payload_schema)
+            for name in sorted(missing):  # all of them on creation; after a crash during it, the rest
+                _translate(
+                    shard.update, qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
+                )
+            if missing:
+                _translate(shard.flush)
             self._shards[collection] = shard
             return shard
 
@@ -255,7 +264,9 @@ class EdgeIndex:
         request = qe.CountRequest(exact=True, filter=qe.Filter(must=must) if must else None)
         return int(_translate(shard.count, request))
 
-    def search(self, vector: list[float], *, limit: int, flt: SearchFilter | None = None) -> list[ScoredChunk]:
+    def search(
+        self, vector: list[float], *, limit: int, flt: SearchFilter | None = None
+    ) -> list[ScoredChunk]:
         """The ``limit`` nearest points to ``vector`` that pass the filter."""
         shard = self._shard()
         if shard is None:
@@ -349,7 +360,9 @@ def to_edge_filter(flt: SearchFilter | None) -> qe.Filter | None:
             must.append(_match("metadata.folders", prefix))
         else:  # one source, or the folder of that name
             must.append(
-                qe.Filter(should=[_match("metadata.source", prefix), _match("metadata.folders", prefix + "/")])
+                qe.Filter(
+                    should=[_match("metadata.source", prefix), _match("metadata.folders", prefix + "/")]
+                )
             )
     if flt.content_type:
         must.append(_match("metadata.content_type", flt.content_type))

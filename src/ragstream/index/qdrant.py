@@ -157,7 +157,7 @@ class QdrantIndex:
             return
         from qdrant_client.http import models as qm
 
-        must = [_match("metadata.source", source)]
+        must: list[Any] = [_match("metadata.source", source)]
         if only_version:
             must.append(_match("metadata.version", only_version))
         flt = qm.Filter(
@@ -174,7 +174,7 @@ class QdrantIndex:
             return 0
         from qdrant_client.http import models as qm
 
-        must = []
+        must: list[Any] = []
         if source is not None:
             must.append(_match("metadata.source", source))
         if version is not None:
