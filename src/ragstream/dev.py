@@ -9,8 +9,8 @@ short visibility timeout (and to reach the dead-letter queue after the last try)
 
 Both handlers are loaded as Lambda loads them (from the repository's ``functions/``, after the
 environment is set), so they build their clients from settings at import. Embedded Qdrant admits one
-client per folder, so while they load, :func:`ragstream.index.open_index` hands both the same index;
-ingest batches and API requests then take turns on it (one lock).
+client per folder, which :func:`ragstream.index.open_index` shares within a process; ingest batches
+and API requests take turns on it (one lock).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .config import Settings
-    from .index import QdrantIndex
 
 __all__ = ["DevStack", "run_dev"]
 
@@ -102,29 +101,6 @@ def load_handler(name: str, functions_dir: Path = FUNCTIONS_DIR) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@contextmanager
-def _one_embedded_index() -> Iterator[None]:
-    """While the handlers load, every ``open_index`` of an embedded Qdrant folder gets one shared index."""
-    from . import index as index_module
-
-    original = index_module.open_index
-    shared: dict[tuple[str, str], QdrantIndex] = {}
-
-    def open_shared(settings: Settings, *, client: Any = None) -> QdrantIndex:
-        if client is not None or settings.qdrant_url:
-            return original(settings, client=client)
-        key = (str(settings.qdrant_path.resolve()), settings.collection)
-        if key not in shared:
-            shared[key] = original(settings)
-        return shared[key]
-
-    index_module.open_index = open_shared  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        index_module.open_index = original  # type: ignore[assignment]
 
 
 @contextmanager
@@ -210,9 +186,9 @@ class DevStack:
         self._env.__enter__()
         try:
             self._create_resources()
-            with _one_embedded_index():
-                self.ingest = load_handler("ingest", self.functions_dir)
-                self.query = load_handler("query", self.functions_dir)
+            # both handlers open the same embedded index (one client per folder and process)
+            self.ingest = load_handler("ingest", self.functions_dir)
+            self.query = load_handler("query", self.functions_dir)
             from .server import make_server
 
             self._server = make_server(self.query.app, self.host, self._api_port)

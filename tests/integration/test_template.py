@@ -312,3 +312,11 @@ def test_lint_template() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "is a valid SAM Template" in proc.stdout + proc.stderr
+
+
+def test_the_ingest_image_carries_catdoc_for_legacy_office_files() -> None:
+    # extract/unstructured.py runs catdoc / catppt for .doc / .ppt; Amazon Linux 2023 has no package
+    dockerfile = (ROOT / "functions" / "ingest" / "Dockerfile").read_text()
+    assert "apt-get install -y --no-install-recommends catdoc" in dockerfile
+    assert "COPY --from=catdoc /usr/bin/catdoc /usr/bin/catppt /usr/bin/" in dockerfile
+    assert "COPY --from=catdoc /usr/share/catdoc /usr/share/catdoc" in dockerfile

@@ -8,16 +8,18 @@ named dense vector ``dense``, so a LangChain user can open our collection with
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from ..errors import DimensionMismatch, IndexUnavailable
+from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -226,6 +228,8 @@ class QdrantIndex:
                 return counts
 
     def close(self) -> None:
+        """Close the client (for an embedded folder: for every index of this process sharing it)."""
+        _release_embedded(self.client)
         self.client.close()
 
     # -- plumbing -------------------------------------------------------------------------------------
@@ -309,15 +313,50 @@ def to_qdrant_filter(flt: SearchFilter | None) -> qm.Filter | None:
     return qm.Filter(must=must) if must else None
 
 
-def open_index(settings: Settings, *, client: QdrantClient | None = None) -> QdrantIndex:
-    """The index the settings point at: Qdrant Cloud / a server by URL, else embedded under ``home``."""
-    if client is None:
-        from qdrant_client import QdrantClient
+#: Embedded Qdrant allows one client per folder: every index of one process on a folder shares it.
+_EMBEDDED: dict[Path, QdrantClient] = {}
+_EMBEDDED_LOCK = threading.Lock()
 
+
+def _embedded_client(path: Path) -> QdrantClient:
+    from qdrant_client import QdrantClient
+
+    key = path.resolve()
+    with _EMBEDDED_LOCK:
+        client = _EMBEDDED.get(key)
+        if client is None:
+            key.mkdir(parents=True, exist_ok=True)
+            try:
+                client = QdrantClient(path=str(key))
+            except RuntimeError as exc:  # the folder is locked by another process
+                raise ConfigError(
+                    f"embedded Qdrant at {key} is in use by another process (is `ragstream serve` or "
+                    "`ragstream dev` running?): stop it, use another RAGSTREAM_HOME, or a Qdrant server "
+                    f"(RAGSTREAM_QDRANT_URL): {exc}"
+                ) from None
+            _EMBEDDED[key] = client
+        return client
+
+
+def _release_embedded(client: QdrantClient) -> None:
+    with _EMBEDDED_LOCK:
+        for key, held in list(_EMBEDDED.items()):
+            if held is client:
+                del _EMBEDDED[key]
+
+
+def open_index(settings: Settings, *, client: QdrantClient | None = None) -> QdrantIndex:
+    """The index the settings point at: Qdrant Cloud / a server by URL, else embedded under ``home``.
+
+    Embedded, every index that one process opens on the same folder shares one client (Qdrant's
+    local mode locks its folder), e.g. the ingest and query handlers of ``ragstream dev``.
+    """
+    if client is None:
         if settings.qdrant_url:
+            from qdrant_client import QdrantClient
+
             key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
             client = QdrantClient(url=settings.qdrant_url, api_key=key, timeout=settings.qdrant_timeout)
         else:
-            settings.qdrant_path.mkdir(parents=True, exist_ok=True)
-            client = QdrantClient(path=str(settings.qdrant_path))
+            client = _embedded_client(settings.qdrant_path)
     return QdrantIndex(client, settings.collection, batch_size=settings.upsert_batch_size)
