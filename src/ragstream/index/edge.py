@@ -174,7 +174,7 @@ class EdgeIndex:
         collection: str,
         *,
         batch_size: int = 1024,
-        optimize_after: int = 20_000,
+        optimize_after: int = 50_000,
     ):
         self.client = client
         self.collection = collection
@@ -239,7 +239,7 @@ class EdgeIndex:
             return
         import qdrant_edge as qe
 
-        must = [_match("metadata.source", source)]
+        must: list[Any] = [_match("metadata.source", source)]
         if only_version:
             must.append(_match("metadata.version", only_version))
         flt = qe.Filter(
@@ -256,7 +256,7 @@ class EdgeIndex:
             return 0
         import qdrant_edge as qe
 
-        must = []
+        must: list[Any] = []
         if source is not None:
             must.append(_match("metadata.source", source))
         if version is not None:
