@@ -65,6 +65,13 @@ def chunk_elements(
                     continue  # a heading on its own: the chunks after it carry it as their title
             title = first.text.strip()[:300] if first.type == "Title" and start == starts[at] else first.title
             chunks.append(
-                Chunk(text=content, index=len(chunks), page=page, title=title, metadata=dict(first.metadata))
+                Chunk(
+                    text=content,
+                    index=len(chunks),
+                    tokens=length(content),
+                    page=page,
+                    title=title,
+                    metadata=dict(first.metadata),
+                )
             )
     return chunks

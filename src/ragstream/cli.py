@@ -205,7 +205,7 @@ def _print_summary(outcomes: list[Outcome], elapsed: float) -> None:
     others = [f"{n} {s}" for s, n in counts.items() if s not in main_kinds]
     print(
         f"{len(outcomes)} documents in {elapsed:.1f}s: {', '.join(parts + others) or 'nothing to do'}; "
-        f"{chunks} chunks indexed, {embedded} embedded"
+        f"{chunks} chunks indexed, {embedded} embedded ({sum(o.tokens for o in outcomes):,} tokens)"
     )
 
 

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         default=None, description="Qdrant server or Qdrant Cloud URL. Unset: embedded Qdrant under home."
     )
     qdrant_api_key: SecretStr | None = Field(default=None, description="Qdrant Cloud API key.")
+    local_index: Literal["edge", "qdrant-local"] = Field(
+        default="edge",
+        description="Embedded index when no URL is set: edge = the Qdrant engine in-process "
+        "(qdrant-edge-py); qdrant-local = qdrant-client's local mode (pure Python, brute force, slow "
+        "past ~10k chunks).",
+    )
     qdrant_timeout: int = Field(default=30, ge=1, description="Seconds per Qdrant request.")
     upsert_batch_size: int = Field(default=256, ge=1, le=10_000, description="Points per Qdrant upsert.")
 
@@ -217,8 +223,13 @@ class Settings(BaseSettings):
 
     @property
     def qdrant_path(self) -> Path:
-        """Folder of the embedded Qdrant."""
+        """Folder of qdrant-client's local mode."""
         return self.home / "qdrant"
+
+    @property
+    def edge_path(self) -> Path:
+        """Folder of the Qdrant Edge shards (another format: never the local mode's folder)."""
+        return self.home / "edge"
 
     @property
     def ledger_path(self) -> Path:

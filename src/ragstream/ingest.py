@@ -80,6 +80,7 @@ class Outcome(BaseModel):
     retryable: bool = False
     chunks: int = 0
     embedded: int = 0
+    tokens: int = 0
     pages: int | None = None
     ocr_pages: int = 0
     content_type: str | None = None
@@ -100,6 +101,11 @@ class _Prepared:
     timings: dict[str, float]
     started: float
     trace: Span = NO_SPAN
+
+    @property
+    def tokens(self) -> int:
+        """Word pieces to embed (exact for the local model, close to OpenAI's count)."""
+        return sum(c.tokens for c in self.chunks)
 
 
 @dataclass
@@ -368,9 +374,7 @@ class Pipeline:
         if not self.tracer.enabled:
             return NO_SPAN
         local = self.settings.embedder == "local"
-        from .embeddings import count_tokens
-
-        tokens = sum(count_tokens(c.text) for c in p.chunks)
+        tokens = p.tokens
         return p.trace.child(
             "embed",
             as_type="embedding",
@@ -457,6 +461,7 @@ class Pipeline:
             status="indexed",
             chunks=len(p.chunks),
             embedded=len(p.chunks),
+            tokens=p.tokens,
             pages=ex.pages,
             ocr_pages=ex.ocr_pages,
             content_type=ex.content_type,

@@ -113,6 +113,7 @@ class Chunk(BaseModel):
 
     text: str
     index: int = Field(ge=0, description="Position of the chunk in its document.")
+    tokens: int = Field(default=0, ge=0, description="Its length as the chunker measured it.")
     page: int | None = None
     title: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -154,8 +154,12 @@ def seed_ledger(ledger: SQLiteLedger) -> None:
 
 
 def seed_home(home: Path, embedder: LocalEmbeddings, collection: str = "ragstream") -> Path:
-    """A RAGSTREAM_HOME with the embedded Qdrant and the SQLite ledger seeded (clients closed after)."""
-    index = QdrantIndex(QdrantClient(path=str(home / "qdrant")), collection)
+    """A RAGSTREAM_HOME with the embedded index (the default kind) and the SQLite ledger seeded
+    (clients closed after)."""
+    from ragstream.config import Settings
+    from ragstream.index import open_index
+
+    index = open_index(Settings(home=home, collection=collection))
     try:
         seed_index(index, embedder)
     finally:

@@ -154,6 +154,23 @@ def openai() -> Iterator[OpenAIServer]:
         yield server
 
 
+#: The image's paths, which the test maps to folders of its own (HOME is made unwritable on purpose).
+PATH_VARIABLES = {"HOME", "TMPDIR", "XDG_CACHE_HOME", "RAGSTREAM_HOME"}
+
+
+def dockerfile_env(image: str) -> dict[str, str]:
+    """The ENV the image's Dockerfile sets (``ENV A=1 \\`` continuation lines), but its paths."""
+    text = (ROOT / "functions" / image / "Dockerfile").read_text().replace("\\\n", " ")
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            for item in line[4:].split():
+                key, _, value = item.partition("=")
+                if key not in PATH_VARIABLES:
+                    env[key] = value
+    return env
+
+
 def run_image(image: str, target: Path, tmp: Path, steps: str, env: dict[str, str]) -> dict:
     home_file = tmp / "home-is-a-file"
     home_file.write_text("HOME is not writable here, as in Lambda\n")
@@ -180,7 +197,7 @@ def run_image(image: str, target: Path, tmp: Path, steps: str, env: dict[str, st
     before = snapshot(target)
     proc = subprocess.run(
         [python, "-I", "-S", "-B", str(script), str(target), str(ROOT / "functions" / image)],
-        env={**base_env, **env},
+        env={**base_env, **dockerfile_env(image), **env},
         capture_output=True,
         text=True,
         timeout=300,

@@ -310,6 +310,10 @@ class EdgeIndex:
                 return counts
 
     def close(self) -> None:
+        """Close the store (shared by every index of this process on the folder)."""
+        from .qdrant import _release_embedded
+
+        _release_embedded(self.client)
         self.client.close()
         self._ready_dim = None
 

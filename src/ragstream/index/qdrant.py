@@ -314,18 +314,31 @@ def to_qdrant_filter(flt: SearchFilter | None) -> qm.Filter | None:
 
 
 #: Embedded Qdrant allows one client per folder: every index of one process on a folder shares it.
-_EMBEDDED: dict[Path, QdrantClient] = {}
+_EMBEDDED: dict[Path, Any] = {}
 _EMBEDDED_LOCK = threading.Lock()
 
 
-def _embedded_client(path: Path) -> QdrantClient:
-    from qdrant_client import QdrantClient
-
+def _embedded_client(path: Path, *, edge: bool = False) -> Any:
+    """The process's one client of an embedded folder: a ``QdrantClient(path=)`` or an ``EdgeStore``."""
     key = path.resolve()
     with _EMBEDDED_LOCK:
         client = _EMBEDDED.get(key)
         if client is None:
             key.mkdir(parents=True, exist_ok=True)
+            if edge:
+                try:
+                    import qdrant_edge  # noqa: F401  (fail here, with advice, not at the first write)
+
+                    from .edge import EdgeStore
+                except ImportError:
+                    raise ConfigError(
+                        "the embedded Qdrant Edge index needs qdrant-edge-py: pip install "
+                        "'ragstream[local]', or set RAGSTREAM_LOCAL_INDEX=qdrant-local"
+                    ) from None
+                client = _EMBEDDED[key] = EdgeStore(key)
+                return client
+            from qdrant_client import QdrantClient
+
             try:
                 client = QdrantClient(path=str(key))
             except RuntimeError as exc:  # the folder is locked by another process
@@ -338,7 +351,7 @@ def _embedded_client(path: Path) -> QdrantClient:
         return client
 
 
-def _release_embedded(client: QdrantClient) -> None:
+def _release_embedded(client: Any) -> None:
     with _EMBEDDED_LOCK:
         for key, held in list(_EMBEDDED.items()):
             if held is client:
@@ -346,10 +359,11 @@ def _release_embedded(client: QdrantClient) -> None:
 
 
 def open_index(settings: Settings, *, client: QdrantClient | None = None) -> QdrantIndex:
-    """The index the settings point at: Qdrant Cloud / a server by URL, else embedded under ``home``.
+    """The index the settings point at: Qdrant Cloud / a server by URL, else embedded under ``home``
+    (Qdrant Edge by default, or qdrant-client's local mode: ``RAGSTREAM_LOCAL_INDEX``).
 
-    Embedded, every index that one process opens on the same folder shares one client (Qdrant's
-    local mode locks its folder), e.g. the ingest and query handlers of ``ragstream dev``.
+    Embedded, every index that one process opens on the same folder shares one client (the folder
+    is locked), e.g. the ingest and query handlers of ``ragstream dev``.
     """
     if client is None:
         if settings.qdrant_url:
@@ -357,6 +371,14 @@ def open_index(settings: Settings, *, client: QdrantClient | None = None) -> Qdr
 
             key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
             client = QdrantClient(url=settings.qdrant_url, api_key=key, timeout=settings.qdrant_timeout)
+        elif settings.local_index == "edge":
+            from .edge import EdgeIndex
+
+            return EdgeIndex(  # type: ignore[return-value]  # the same public methods as QdrantIndex
+                _embedded_client(settings.edge_path, edge=True),  # type: ignore[arg-type]
+                settings.collection,
+                batch_size=max(settings.upsert_batch_size, 1024),
+            )
         else:
             client = _embedded_client(settings.qdrant_path)
     return QdrantIndex(client, settings.collection, batch_size=settings.upsert_batch_size)
