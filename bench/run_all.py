@@ -30,7 +30,16 @@ def main(argv: list[str] | None = None) -> int:
             [] if quick else [["quality.py", "--home", str(work / "scifact")]]
         ),  # needs the whole SciFact index
         ["search_latency.py", "--home", str(work / "corpus"), "--n", "50" if quick else "200"],
-        ["scaling.py", "--sizes", *(["1000", "5000"] if quick else ["1000", "10000", "100000"])],
+        *[
+            [
+                "scaling.py",
+                "--backend",
+                backend,
+                "--sizes",
+                *(["1000", "5000"] if quick else ["1000", "10000", "100000"]),
+            ]
+            for backend in ("edge", "local")  # the default embedded index, and qdrant-client's local mode
+        ],
         ["cold_start.py", "--runs", "2" if quick else "5"],
         ["cost.py"],
     ]
