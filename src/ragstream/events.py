@@ -57,13 +57,8 @@ def change_of_detail_type(detail_type: str) -> Change | None:
     return _EVENTBRIDGE_CHANGES.get(detail_type)
 
 
-def _ref_of_s3_record(record: S3EventRecord) -> SourceRef | None:
-    change = change_of_event_name(record.event_name)
-    if change is None:
-        return None
-    bucket = record.s3.bucket.name
-    obj = record.s3.get_object
-    key = unquote_plus(obj.key)
+def _s3_ref(bucket: str, key: str, change: Change, obj: Any, event_time: Any) -> SourceRef:
+    """The SourceRef of an object as an event describes it (``obj``: the event's object view)."""
     size = obj.get("size")
     return SourceRef(
         source=s3_source(bucket, key),
@@ -73,8 +68,16 @@ def _ref_of_s3_record(record: S3EventRecord) -> SourceRef | None:
         sequencer=obj.get("sequencer"),
         size=int(size) if size is not None else None,
         etag=obj.etag or None,
-        last_modified=record.get("eventTime"),
+        last_modified=event_time,
     )
+
+
+def _ref_of_s3_record(record: S3EventRecord) -> SourceRef | None:
+    change = change_of_event_name(record.event_name)
+    if change is None:
+        return None
+    obj = record.s3.get_object
+    return _s3_ref(record.s3.bucket.name, unquote_plus(obj.key), change, obj, record.get("eventTime"))
 
 
 def refs_from_s3_event(event: dict[str, Any] | S3Event) -> list[SourceRef]:
@@ -91,23 +94,8 @@ def refs_from_eventbridge(event: dict[str, Any] | EventBridgeEvent) -> list[Sour
     change = change_of_detail_type(notification.detail_type)
     if notification.source != "aws.s3" or change is None:
         return []
-    detail = notification.detail
-    obj = detail.object
-    bucket = detail.bucket.name
-    key = obj.key  # Powertools decodes this one (unquote_plus)
-    size = obj.size
-    return [
-        SourceRef(
-            source=s3_source(bucket, key),
-            key=key,
-            bucket=bucket,
-            change=change,
-            sequencer=obj.get("sequencer"),
-            size=int(size) if size is not None else None,
-            etag=obj.etag or None,
-            last_modified=notification.get("time"),
-        )
-    ]
+    obj = notification.detail.object  # Powertools decodes this key (unquote_plus)
+    return [_s3_ref(notification.detail.bucket.name, obj.key, change, obj, notification.get("time"))]
 
 
 def is_sqs_event(event: dict[str, Any]) -> bool:

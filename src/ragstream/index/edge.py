@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
-from .qdrant import KEYWORD_FIELDS, VECTOR, Point, SearchFilter
+from .qdrant import KEYWORD_FIELDS, VECTOR, Point, SearchFilter, filter_terms
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -352,25 +352,14 @@ def _match(key: str, value: str) -> qe.FieldCondition:
 
 
 def to_edge_filter(flt: SearchFilter | None) -> qe.Filter | None:
-    """Our filter model as a Qdrant Edge filter (the same conditions as ``to_qdrant_filter``)."""
-    if flt is None:
+    """Our filter model as a Qdrant Edge filter (the same terms as ``to_qdrant_filter``)."""
+    terms = filter_terms(flt)
+    if not terms:
         return None
     import qdrant_edge as qe
 
-    must: list[Any] = []
-    if flt.source_prefix:
-        prefix = flt.source_prefix
-        if prefix.endswith("/"):
-            must.append(_match("metadata.folders", prefix))
-        else:  # one source, or the folder of that name
-            must.append(
-                qe.Filter(
-                    should=[_match("metadata.source", prefix), _match("metadata.folders", prefix + "/")]
-                )
-            )
-    if flt.content_type:
-        must.append(_match("metadata.content_type", flt.content_type))
-    for key, value in flt.metadata.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        must.append(_match(f"metadata.{key}", text))
-    return qe.Filter(must=must) if must else None
+    must: list[Any] = [
+        _match(*any_of[0]) if len(any_of) == 1 else qe.Filter(should=[_match(k, v) for k, v in any_of])
+        for any_of in terms
+    ]
+    return qe.Filter(must=must)

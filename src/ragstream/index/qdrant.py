@@ -288,29 +288,36 @@ def _match(key: str, value: Any) -> qm.FieldCondition:
     return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
 
 
-def to_qdrant_filter(flt: SearchFilter | None) -> qm.Filter | None:
-    """Our filter model as a Qdrant filter."""
+def filter_terms(flt: SearchFilter | None) -> list[list[tuple[str, str]]]:
+    """The filter as an AND of ORs of (payload key, value) equalities, for either Qdrant flavour."""
     if flt is None:
-        return None
-    from qdrant_client.http import models as qm
-
-    must: list[Any] = []
+        return []
+    terms: list[list[tuple[str, str]]] = []
     if flt.source_prefix:
         prefix = flt.source_prefix
         if prefix.endswith("/"):
-            must.append(_match("metadata.folders", prefix))
+            terms.append([("metadata.folders", prefix)])
         else:  # one source, or the folder of that name
-            must.append(
-                qm.Filter(
-                    should=[_match("metadata.source", prefix), _match("metadata.folders", prefix + "/")]
-                )
-            )
+            terms.append([("metadata.source", prefix), ("metadata.folders", prefix + "/")])
     if flt.content_type:
-        must.append(_match("metadata.content_type", flt.content_type))
+        terms.append([("metadata.content_type", flt.content_type)])
     for key, value in flt.metadata.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        must.append(_match(f"metadata.{key}", text))
-    return qm.Filter(must=must) if must else None
+        terms.append([(f"metadata.{key}", str(value).lower() if isinstance(value, bool) else str(value))])
+    return terms
+
+
+def to_qdrant_filter(flt: SearchFilter | None) -> qm.Filter | None:
+    """Our filter model as a Qdrant filter."""
+    terms = filter_terms(flt)
+    if not terms:
+        return None
+    from qdrant_client.http import models as qm
+
+    must: list[Any] = [
+        _match(*any_of[0]) if len(any_of) == 1 else qm.Filter(should=[_match(k, v) for k, v in any_of])
+        for any_of in terms
+    ]
+    return qm.Filter(must=must)
 
 
 #: Embedded Qdrant allows one client per folder: every index of one process on a folder shares it.
