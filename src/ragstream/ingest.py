@@ -204,7 +204,11 @@ class Pipeline:
         listed = list(self.store.list(root))
         seen = {r.source for r in listed}
         base = root if "://" in root else file_ref_root(root)
-        records = {rec.source: rec for rec in self._records(prefix=base)}
+        records = {
+            rec.source: rec
+            for rec in self._records(prefix=base)
+            if "://" in root or base.endswith("/") or rec.source == base  # one local file: only itself
+        }
         gone = [
             SourceRef(
                 source=rec.source,

@@ -142,3 +142,21 @@ def test_an_extractive_citation_quotes_the_sentence_it_supports(
     answer = json.loads(out)
     assert answer["citations"][0]["snippet"].startswith("The nightly hotel limit is 180 EUR")
     assert answer["citations"][0]["snippet"] in answer["answer"]
+
+
+def test_ingesting_one_file_leaves_its_namesakes_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "plan.md").write_text("# Plan\n\nThe launch of project Falcon is on 3 June 2025.\n")
+    (folder / "plan.md.old").write_text("# Old plan\n\nThe launch of project Falcon was on 1 May 2025.\n")
+    home = str(tmp_path / "home")
+    run(capsys, "ingest", str(folder), "--home", home)
+    _, out = run(capsys, "ingest", str(folder / "plan.md"), "--home", home, "--json")
+    assert [o["status"] for o in json.loads(out)] == ["skipped"]  # plan.md.old is not "gone"
+    _, out = run(capsys, "documents", "--home", home, "--json")
+    assert {Path(r["source"]).name: r["status"] for r in json.loads(out)} == {
+        "plan.md": "indexed",
+        "plan.md.old": "indexed",
+    }
