@@ -6,6 +6,7 @@ import base64
 import binascii
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from ..model import DocumentRecord, Status
@@ -100,7 +101,7 @@ class SQLiteLedger:
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             self._local.conn = conn
             with self._lock:
@@ -171,3 +172,17 @@ class SQLiteLedger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL; SQLite answers SQLITE_BUSY at once (no busy handler) while another process
+    creates or switches the same file, so wait for it here, within the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
