@@ -28,7 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
-from .qdrant import KEYWORD_FIELDS, VECTOR, Point, SearchFilter, filter_terms
+from .qdrant import (
+    KEYWORD_FIELDS,
+    VECTOR,
+    Point,
+    SearchFilter,
+    check_dimension,
+    filter_terms,
+    tally_versions,
+)
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -189,16 +197,7 @@ class EdgeIndex:
             return
         if self.client.collection_exists(self.collection):
             params = self.client.get_collection(self.collection).config.params.vectors.get(VECTOR)
-            if params is None:
-                raise DimensionMismatch(
-                    f"collection {self.collection!r} has no vector named {VECTOR!r}: it was not made by "
-                    "ragstream; set RAGSTREAM_COLLECTION to another name"
-                )
-            if params.size != dim:
-                raise DimensionMismatch(
-                    f"collection {self.collection!r} has dimension {params.size}, the embedder gives {dim}: "
-                    "set RAGSTREAM_COLLECTION to a new name, or delete the collection and re-ingest"
-                )
+            check_dimension(self.collection, params.size if params else None, dim)
         self.client.open(self.collection, create_dim=dim)
         self._ready_dim = dim
 
@@ -219,7 +218,7 @@ class EdgeIndex:
                 qe.Point(
                     id=p.id,
                     vector={VECTOR: p.vector},
-                    payload={"page_content": p.text, "metadata": p.metadata},
+                    payload=p.payload,
                 )
                 for p in points[start : start + self.batch_size]
             ]
@@ -303,9 +302,7 @@ class EdgeIndex:
                     with_vector=False,
                 ),
             )
-            for r in records:
-                meta = (r.payload or {}).get("metadata", {})
-                counts[(meta.get("source", ""), meta.get("version", ""))] += 1
+            tally_versions(records, counts)
             if offset is None:
                 return counts
 

@@ -53,6 +53,11 @@ class Point(BaseModel):
     text: str
     metadata: dict[str, Any]
 
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The payload in LangChain's Qdrant layout."""
+        return {"page_content": self.text, "metadata": self.metadata}
+
 
 class SearchFilter(BaseModel):
     """Restricts a search. Every field given must match (AND)."""
@@ -102,16 +107,7 @@ class QdrantIndex:
             info = self._call(self.client.get_collection, self.collection)
             vectors = info.config.params.vectors
             params = vectors.get(VECTOR) if isinstance(vectors, dict) else None
-            if params is None:
-                raise DimensionMismatch(
-                    f"collection {self.collection!r} has no vector named {VECTOR!r}: it was not made by "
-                    "ragstream; set RAGSTREAM_COLLECTION to another name"
-                )
-            if params.size != dim:
-                raise DimensionMismatch(
-                    f"collection {self.collection!r} has dimension {params.size}, the embedder gives {dim}: "
-                    "set RAGSTREAM_COLLECTION to a new name, or delete the collection and re-ingest"
-                )
+            check_dimension(self.collection, params.size if params else None, dim)
         else:
             self._call(
                 self.client.create_collection,
@@ -144,7 +140,7 @@ class QdrantIndex:
                 qm.PointStruct(
                     id=p.id,
                     vector={VECTOR: p.vector},
-                    payload={"page_content": p.text, "metadata": p.metadata},
+                    payload=p.payload,
                 )
                 for p in points[start : start + self.batch_size]
             ]
@@ -221,9 +217,7 @@ class QdrantIndex:
                 with_payload=["metadata.source", "metadata.version"],
                 with_vectors=False,
             )
-            for r in records:
-                meta = (r.payload or {}).get("metadata", {})
-                counts[(meta.get("source", ""), meta.get("version", ""))] += 1
+            tally_versions(records, counts)
             if offset is None:
                 return counts
 
@@ -254,6 +248,27 @@ class QdrantIndex:
             time.sleep(delay)
             delay = min(delay * 2, 8.0) * (0.5 + _jitter())
         raise AssertionError("unreachable")
+
+
+def check_dimension(collection: str, size: int | None, dim: int) -> None:
+    """Refuse a collection whose dense vector is missing or of another size than the embedder's."""
+    if size is None:
+        raise DimensionMismatch(
+            f"collection {collection!r} has no vector named {VECTOR!r}: it was not made by "
+            "ragstream; set RAGSTREAM_COLLECTION to another name"
+        )
+    if size != dim:
+        raise DimensionMismatch(
+            f"collection {collection!r} has dimension {size}, the embedder gives {dim}: "
+            "set RAGSTREAM_COLLECTION to a new name, or delete the collection and re-ingest"
+        )
+
+
+def tally_versions(records: Any, counts: Counter[tuple[str, str]]) -> None:
+    """Count scrolled points per (source, version) of their payload."""
+    for r in records:
+        meta = (r.payload or {}).get("metadata", {})
+        counts[(meta.get("source", ""), meta.get("version", ""))] += 1
 
 
 def _tune_embedded(client: QdrantClient) -> None:
