@@ -140,7 +140,8 @@ def _translate(exc: ClientError, table_name: str) -> Exception:
             f"cannot use DynamoDB table {table_name!r} ({code}): check RAGSTREAM_LEDGER_TABLE, the region "
             "and the function's IAM permissions"
         )
-    return exc
+    unknown: Exception = exc
+    return unknown
 
 
 class DynamoDBLedger:
