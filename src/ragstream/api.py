@@ -22,6 +22,8 @@ import hmac
 import json
 import logging
 from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 from urllib.parse import quote, unquote
@@ -258,10 +260,28 @@ def _body_bytes(event: Mapping[str, Any]) -> int:
     return len(str(body).encode("utf-8", "surrogatepass"))
 
 
+@dataclass
+class _RequestState:
+    """What Powertools keeps per request, for one request."""
+
+    event: Any = None
+    lambda_context: Any = None
+    context: dict[str, Any] = field(default_factory=dict)
+    processed_stack_frames: list[str] = field(default_factory=list)
+
+
 class QueryResolver(APIGatewayHttpResolver):
-    """``APIGatewayHttpResolver`` with a gate (size, API key) and one-segment document paths."""
+    """``APIGatewayHttpResolver`` with a gate (size, API key) and one-segment document paths.
+
+    Safe to resolve several requests at once (``ragstream serve`` does, one thread each):
+    Powertools keeps the current event on ``BaseRouter``'s class and the routing context on the
+    instance; here both live in a context variable, one per thread, as Powertools' own
+    ``HttpResolver`` does for ASGI.
+    """
 
     def __init__(self, *, api_key: str | None, max_body_bytes: int, cors: CORSConfig | None) -> None:
+        self._startup = _RequestState()
+        self._request: ContextVar[_RequestState | None] = ContextVar("ragstream_request", default=None)
         # debug=False always: debug mode answers a traceback, whatever POWERTOOLS_DEV says.
         super().__init__(cors=cors, debug=False, enable_validation=True)
         self._api_key = api_key.encode() if api_key else None
@@ -272,13 +292,60 @@ class QueryResolver(APIGatewayHttpResolver):
         """True when no API key is configured: every route answers anyone."""
         return self._api_key is None
 
+    @property
+    def _state(self) -> _RequestState:
+        return self._request.get() or self._startup
+
+    # Powertools declares these as mutable attributes; as properties they are per request.
+    @property  # type: ignore[override]
+    def current_event(self) -> Any:
+        return self._state.event
+
+    @current_event.setter
+    def current_event(self, value: Any) -> None:
+        self._state.event = value
+
+    @property  # type: ignore[override]
+    def lambda_context(self) -> Any:
+        return self._state.lambda_context
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        self._state.lambda_context = value
+
+    @property  # type: ignore[override]
+    def context(self) -> dict[str, Any]:
+        return self._state.context
+
+    @context.setter
+    def context(self, value: dict[str, Any]) -> None:
+        self._state.context = value
+
+    @property  # type: ignore[override]
+    def processed_stack_frames(self) -> list[str]:
+        return self._state.processed_stack_frames
+
+    @processed_stack_frames.setter
+    def processed_stack_frames(self, value: list[str]) -> None:
+        self._state.processed_stack_frames = value
+
     def resolve(self, event: Mapping[str, Any], context: LambdaContext | Any) -> dict[str, Any]:
-        """Gate the request, then route it."""
+        """Gate the request, then route it (what Powertools' ``resolve`` does, with per-request state)."""
         event = _one_segment_source(event)
         rejection = self._gate(event)
         if rejection is not None:
             return rejection
-        return super().resolve(event, context)
+        state = _RequestState(
+            event=self._to_proxy_event(dict(event)),
+            lambda_context=context,
+            context=dict(self._startup.context),
+        )
+        token = self._request.set(state)
+        try:
+            response: dict[str, Any] = self._build_response(self._resolve())
+            return response
+        finally:
+            self._request.reset(token)
 
     def reject(self, event: Mapping[str, Any], status: int, message: str) -> dict[str, Any]:
         """An error answer outside routing, with the CORS headers the origin is allowed."""
@@ -310,12 +377,37 @@ class QueryResolver(APIGatewayHttpResolver):
         if size and content_type and not content_type.endswith("json"):
             # Powertools would parse forms and multipart bodies (a 500 on a missing boundary): JSON only.
             return self.reject(event, 415, "send the body as JSON, with Content-Type: application/json")
-        if size and event.get("isBase64Encoded"):
+        if size:
+            body = str(event.get("body"))
             try:
-                base64.b64decode(str(event.get("body")), validate=True).decode("utf-8")
+                if event.get("isBase64Encoded"):
+                    text = base64.b64decode(body, validate=True).decode("utf-8")
+                else:
+                    text = body
             except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
                 return self.reject(event, 400, "request body is not UTF-8 JSON")
+            problem = _json_problem(text)
+            if problem is not None:
+                return self.reject(event, 400, f"request body is not valid JSON: {problem}")
         return None
+
+
+def _json_problem(text: str) -> str | None:
+    """Why Powertools could not parse ``text`` without a 500, or None; checked before routing.
+
+    Syntax errors are left to the validation (400, ``json_invalid``). What the parser raises past them:
+    an integer beyond Python's 4,300-digit conversion limit (ValueError), and nesting deep enough to
+    exhaust its recursion (RecursionError).
+    """
+    try:
+        json.loads(text)
+    except RecursionError:
+        return "nested too deeply"
+    except json.JSONDecodeError:
+        return None
+    except ValueError:  # int() of more digits than sys.get_int_max_str_digits()
+        return "a number has too many digits"
+    return None
 
 
 def _one_segment_source(event: Mapping[str, Any]) -> Mapping[str, Any]:

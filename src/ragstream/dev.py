@@ -10,7 +10,7 @@ short visibility timeout (and to reach the dead-letter queue after the last try)
 Both handlers are loaded as Lambda loads them (from the repository's ``functions/``, after the
 environment is set), so they build their clients from settings at import. Embedded Qdrant admits one
 client per folder, which :func:`ragstream.index.open_index` shares within a process; ingest batches
-and API requests take turns on it (one lock).
+and API requests take turns on it (requests at once, an ingest batch alone).
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ class DevStack:
         event = {"Records": [self._record(m) for m in received]}
         assert self.ingest is not None and self._server is not None
         try:
-            with self._server.lock:  # one index: ingest batches and API requests take turns
+            with self._server.lock.exclusive():  # one index: an ingest batch waits out the requests
                 response: dict[str, Any] = self.ingest.lambda_handler(
                     event, _Context("ragstream-ingest-local")
                 )
@@ -273,7 +273,7 @@ class DevStack:
     def reconcile(self) -> dict[str, Any]:
         """What the schedule does in AWS: ``{"action": "reconcile"}`` to the ingest handler."""
         assert self.ingest is not None and self._server is not None
-        with self._server.lock:
+        with self._server.lock.exclusive():
             result: dict[str, Any] = self.ingest.lambda_handler(
                 {"action": "reconcile"}, _Context("ragstream-ingest-local")
             )

@@ -2,8 +2,14 @@
 
 Each HTTP request becomes an API Gateway HTTP API event (payload format 2.0), is resolved by the app
 of :func:`ragstream.api.build_app`, and its response (statusCode, headers, cookies, body,
-isBase64Encoded) is written back. Powertools' resolver keeps per-request state on the instance, so
-requests are resolved one at a time (connections are still accepted by many threads).
+isBase64Encoded) is written back.
+
+Requests are resolved at once, one thread per connection (the app keeps its per-request state per
+thread); only a writer in the same process (``ragstream dev``'s ingest loop) takes the lock
+exclusively. The listen backlog holds bursts of connections; a client that stops sending half-way
+through its request is dropped after ``READ_TIMEOUT_SECONDS``; a body comes with a Content-Length or
+plain ``Transfer-Encoding: chunked``, and anything else is refused with the connection closed, so
+that no body can be read as a second request.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -29,6 +37,10 @@ log = logging.getLogger(__name__)
 
 #: Bodies above this are refused unread when the app names no limit of its own.
 FALLBACK_MAX_BODY_BYTES = 10 * 1024 * 1024
+#: Connections the kernel queues while every thread is busy accepting (socketserver's default is 5).
+LISTEN_BACKLOG = 1024
+#: Seconds a connection may stay silent while its request is read (headers or body) or kept alive.
+READ_TIMEOUT_SECONDS = 30.0
 _TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml")
 
 
@@ -117,14 +129,58 @@ def to_event(
     return event
 
 
+class SharedLock:
+    """Many holders in shared mode (requests) or one in exclusive mode (a writer); writers go first."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer and not self._writers_waiting)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                self._cond.wait_for(lambda: not self._writer and not self._readers)
+            finally:
+                self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[str, int], app: Any) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: Any, *, read_timeout: float = READ_TIMEOUT_SECONDS
+    ) -> None:
         super().__init__(address, _Handler)
         self.app = app
-        self.lock = threading.Lock()
+        self.read_timeout = read_timeout
+        #: Requests hold it shared; a writer of the same index in this process holds it exclusively.
+        self.lock = SharedLock()
         self.max_body_bytes: int = int(getattr(app, "max_body_bytes", FALLBACK_MAX_BODY_BYTES))
 
     @property
@@ -141,6 +197,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "ragstream"
     sys_version = ""
 
+    def setup(self) -> None:
+        self.timeout = self.server.read_timeout  # StreamRequestHandler sets it on the socket
+        super().setup()
+
     def do_GET(self) -> None:
         self._handle()
 
@@ -153,33 +213,86 @@ class _Handler(BaseHTTPRequestHandler):
         log.info("%s %s", self.address_string(), format % args)
 
     def _handle(self) -> None:
-        headers = list(self.headers.items())
+        headers = [(k, v) for k, v in self.headers.items() if k.lower() != "transfer-encoding"]
         host = self.headers.get("host", "localhost").split(":")[0]
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            self._write_error(411, "send a Content-Length (chunked bodies are not supported)")
+        encodings = self.headers.get_all("transfer-encoding") or []
+        if encodings:
+            self.close_connection = True  # whatever happens, nothing after this request is read
+            if [e.strip().lower() for e in ",".join(encodings).split(",")] != ["chunked"]:
+                self._write_error(501, "only Transfer-Encoding: chunked is supported")
+                return
+            if self.headers.get("content-length") is not None:
+                self._write_error(400, "a request cannot have both Content-Length and Transfer-Encoding")
+                return
+            try:
+                body = self._read_chunked(self.server.max_body_bytes)
+            except _BodyTooLarge:
+                self._reject_too_large(headers, host, self.server.max_body_bytes + 1)
+                return
+            except ValueError:
+                self._write_error(400, "malformed chunked body")
+                return
+            self._resolve(headers, host, body)
             return
+        lengths = {v.strip() for v in self.headers.get_all("content-length") or []}
         try:
-            length = int(self.headers.get("content-length") or 0)
+            if len(lengths) > 1:
+                raise ValueError
+            length = int(lengths.pop()) if lengths else 0
             if length < 0:
                 raise ValueError
         except ValueError:
+            self.close_connection = True
             self._write_error(400, "invalid Content-Length")
             return
         if length > self.server.max_body_bytes:
-            event = to_event(
-                self.command, self.path, headers, b"", source_ip=self.client_address[0], host=host
-            )
-            too_large = getattr(self.server.app, "too_large", None)
-            self.close_connection = True  # the unread body must not be parsed as the next request
-            if too_large is not None:
-                self._write(too_large(event, length))
-            else:
-                self._write_error(413, f"request body is {length} bytes")
+            self._reject_too_large(headers, host, length)
             return
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client closed the connection half-way through its body
+            self.close_connection = True
+            return
+        self._resolve(headers, host, body)
+
+    def _reject_too_large(self, headers: list[tuple[str, str]], host: str, length: int) -> None:
+        event = to_event(self.command, self.path, headers, b"", source_ip=self.client_address[0], host=host)
+        too_large = getattr(self.server.app, "too_large", None)
+        self.close_connection = True  # the unread body must not be parsed as the next request
+        if too_large is not None:
+            self._write(too_large(event, length))
+        else:
+            self._write_error(413, f"request body is {length} bytes")
+
+    def _read_chunked(self, limit: int) -> bytes:
+        """A ``Transfer-Encoding: chunked`` body (trailers read and dropped); at most ``limit`` bytes."""
+        body = bytearray()
+        while True:
+            line = self.rfile.readline(1026)
+            if not line.endswith(b"\n"):
+                raise ValueError("chunk size line")
+            size = int(line.split(b";", 1)[0].strip(), 16)  # ValueError when not hex
+            if size < 0:
+                raise ValueError("chunk size")
+            if size == 0:
+                break
+            if len(body) + size > limit:
+                raise _BodyTooLarge
+            data = self.rfile.read(size)
+            if len(data) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise ValueError("chunk data")
+            body += data
+        for _ in range(100):  # trailer fields, up to the empty line
+            line = self.rfile.readline(8194)
+            if line in (b"\r\n", b"\n"):
+                return bytes(body)
+            if not line.endswith(b"\n"):
+                break
+        raise ValueError("trailers")
+
+    def _resolve(self, headers: list[tuple[str, str]], host: str, body: bytes) -> None:
         event = to_event(self.command, self.path, headers, body, source_ip=self.client_address[0], host=host)
         try:
-            with self.server.lock:
+            with self.server.lock.shared():
                 result = self.server.app.resolve(event, LocalContext())
         except Exception:
             log.exception("unhandled error resolving %s %s", self.command, self.path)
@@ -217,9 +330,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
 
-def make_server(app: Any, host: str = "127.0.0.1", port: int = 8000) -> _Server:
+class _BodyTooLarge(Exception):
+    """A chunked body grew past the limit."""
+
+
+def make_server(
+    app: Any, host: str = "127.0.0.1", port: int = 8000, *, read_timeout: float = READ_TIMEOUT_SECONDS
+) -> _Server:
     """A threaded HTTP server over ``app`` (port 0: any free port); call ``serve_forever`` to run it."""
-    return _Server((host, port), app)
+    return _Server((host, port), app, read_timeout=read_timeout)
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
