@@ -139,7 +139,9 @@ def test_content_length_with_transfer_encoding_is_refused(slow_server: tuple[str
 def test_a_plain_chunked_body_is_read(slow_server: tuple[str, Any]) -> None:
     url, _ = slow_server
     payload = b'{"query": "annual leave", "top_k": 1}'
-    body = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (payload[:10], payload[10:])) + b"0\r\n\r\n"
+    body = (
+        b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (payload[:10], payload[10:])) + b"0\r\n\r\n"
+    )
     request = (
         b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         + f"x-api-key: {API_KEY}\r\n".encode()
@@ -167,7 +169,9 @@ def test_a_chunked_body_over_the_limit_is_413(slow_server: tuple[str, Any]) -> N
     ],
     ids=["5000-digit integer", "nested 20k deep"],
 )
-def test_bodies_the_parser_cannot_take_are_400(slow_server: tuple[str, Any], body: bytes, reason: bytes) -> None:
+def test_bodies_the_parser_cannot_take_are_400(
+    slow_server: tuple[str, Any], body: bytes, reason: bytes
+) -> None:
     url, _ = slow_server
     response = httpx.post(
         f"{url}/search",
