@@ -32,9 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     try:
         from .config import get_settings
+        from .homelock import hold_home, holds_embedded_index
 
         overrides = {"home": args.home} if args.home else {}
         settings = get_settings(**overrides)
+        if getattr(args, "index", False) and holds_embedded_index(settings):
+            with hold_home(settings.home, args.command):
+                return int(args.run(args, settings) or 0)
         return int(args.run(args, settings) or 0)
     except RagstreamError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -259,7 +263,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", parents=[common], help="index files or folders (s3:// too); sync deletions")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.set_defaults(run=cmd_ingest, repair=False)
+    p.set_defaults(run=cmd_ingest, repair=False, index=True, command="ingest")
 
     p = sub.add_parser(
         "reconcile",
@@ -267,15 +271,15 @@ def _parser() -> argparse.ArgumentParser:
         help="like ingest, and also repair the index: stray versions, missing points, lost events",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders or s3://bucket/prefix")
-    p.set_defaults(run=cmd_ingest, repair=True)
+    p.set_defaults(run=cmd_ingest, repair=True, index=True, command="reconcile")
 
     p = sub.add_parser("search", parents=[common, retrieval], help="the chunks nearest to a query")
     p.add_argument("query")
-    p.set_defaults(run=cmd_search)
+    p.set_defaults(run=cmd_search, index=True, command="search")
 
     p = sub.add_parser("ask", parents=[common, retrieval], help="an answer with citations")
     p.add_argument("question")
-    p.set_defaults(run=cmd_ask)
+    p.set_defaults(run=cmd_ask, index=True, command="ask")
 
     p = sub.add_parser("documents", parents=[common], help="the ledger: what is indexed, what failed")
     p.add_argument("--status", choices=["indexed", "failed", "deleted", "skipped"])
@@ -285,7 +289,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help="the HTTP API of the query Lambda, on this machine")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.set_defaults(run=cmd_serve)
+    p.set_defaults(run=cmd_serve, index=True, command="serve")
 
     p = sub.add_parser(
         "dev", parents=[common], help="the AWS flow on this machine: S3 + SQS (moto), both Lambdas"
@@ -294,13 +298,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--s3-port", type=int, default=4566, help="S3 and SQS endpoint port")
     p.add_argument("--port", type=int, default=8080, help="query API port")
     p.add_argument("--bucket", default="ragstream-docs")
-    p.set_defaults(run=cmd_dev)
+    p.set_defaults(run=cmd_dev, index=True, command="dev")
 
     p = sub.add_parser("eval", parents=[common], help="retrieval quality on a BEIR-layout dataset")
     p.add_argument("--dataset", required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/")
     p.add_argument("--split", default="test", help="qrels/SPLIT.tsv (default: test)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
-    p.set_defaults(run=cmd_eval)
+    p.set_defaults(run=cmd_eval)  # its own folder: home/eval/NAME
     return parser
 
 

@@ -40,6 +40,10 @@ class ConfigError(RagstreamError):
     """The settings are inconsistent or incomplete; the message says which one to fix."""
 
 
+class HomeInUse(ConfigError):
+    """Another process holds the embedded state folder; the message names it."""
+
+
 class DimensionMismatch(ConfigError):
     """The collection's vector size differs from the embedder's."""
 

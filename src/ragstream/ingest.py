@@ -157,11 +157,14 @@ class Pipeline:
         refs: Iterable[SourceRef],
         *,
         force: Collection[str] = (),
+        verify: bool = False,
         on_outcome: Callable[[Outcome], None] | None = None,
     ) -> list[Outcome]:
         """Apply each ref (upsert or delete); one outcome per ref, in order of completion.
 
-        Sources in ``force`` are re-indexed even when the ledger says they are unchanged.
+        Sources in ``force`` are re-indexed even when the ledger says they are unchanged. With
+        ``verify``, an unchanged ETag (for a local file: mtime and size) is not taken on trust: the
+        bytes are read and hashed, so that an edit which kept both is still found.
         """
         outcomes: list[Outcome] = []
 
@@ -179,7 +182,7 @@ class Pipeline:
                 pending = []
                 done(self._delete(ref, trace), trace)
                 continue
-            prepared = self._prepare(ref, force=ref.source in force, trace=trace)
+            prepared = self._prepare(ref, force=ref.source in force, verify=verify, trace=trace)
             if isinstance(prepared, Outcome):
                 done(prepared, trace)
                 continue
@@ -245,7 +248,7 @@ class Pipeline:
         for outcome in repaired:
             if on_outcome:
                 on_outcome(outcome)
-        return repaired + self.run([*listed, *gone], force=force, on_outcome=on_outcome)
+        return repaired + self.run([*listed, *gone], force=force, verify=repair, on_outcome=on_outcome)
 
     def delete(self, ref: SourceRef) -> Outcome:
         trace = self._start_trace(ref)
@@ -263,7 +266,9 @@ class Pipeline:
             tags=["ingest", *([f"bucket:{ref.bucket}"] if ref.bucket else [])],
         )
 
-    def _prepare(self, ref: SourceRef, *, force: bool = False, trace: Span = NO_SPAN) -> _Prepared | Outcome:
+    def _prepare(
+        self, ref: SourceRef, *, force: bool = False, verify: bool = False, trace: Span = NO_SPAN
+    ) -> _Prepared | Outcome:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         prev = self.ledger.get(ref.source)
@@ -271,7 +276,7 @@ class Pipeline:
             return Outcome(
                 source=ref.source, status="stale", reason="an event newer than this one was applied"
             )
-        if not force and self._unchanged(prev, etag=ref.etag):
+        if not force and not verify and self._unchanged(prev, etag=ref.etag):
             self._touch(prev, ref)  # type: ignore[arg-type]
             return _skipped(prev, started)  # type: ignore[arg-type]
         version = None
@@ -346,6 +351,9 @@ class Pipeline:
             t = time.perf_counter()
             index_spans = [p.trace.child("index") for p in batch]
             points = [self._points(p, vecs) for p, vecs in zip(batch, _split(vectors, batch), strict=True)]
+            for p in batch:
+                if p.prev is None:
+                    self._intend(p)
             self.index.upsert([pt for doc in points for pt in doc])
             upsert_time = time.perf_counter() - t
         except Exception as exc:
@@ -450,8 +458,9 @@ class Pipeline:
                 self.index.delete_source(ref.source, only_version=p.version)
             return Outcome(source=ref.source, status="stale", reason="a newer event was applied meanwhile")
         deleted = 0
-        if p.prev is not None and not (p.prev.status is Status.INDEXED and p.prev.version == p.version):
-            # a replace: drop every other version, then make sure a racing older run did not drop ours
+        if not (p.prev is not None and p.prev.status is Status.INDEXED and p.prev.version == p.version):
+            # a replace, or a first commit (a run that died after its upsert may have left another
+            # version): drop every other version, then make sure a racing older run did not drop ours
             if self.tracer.enabled:  # counted only to be traced
                 deleted = self.index.count(ref.source) - self.index.count(ref.source, p.version)
             self.index.delete_source(ref.source, keep_version=p.version)
@@ -471,6 +480,28 @@ class Pipeline:
             content_type=ex.content_type,
             engine=ex.engine,
             seconds=time.perf_counter() - p.started,
+        )
+
+    def _intend(self, p: _Prepared) -> None:
+        """Before the first points of a new source are written, say so in the ledger.
+
+        Should the process die between the upsert and the commit, the source is then known: the next
+        run retries it (a retryable failure) or, if it is gone by then, deletes its points. Without
+        this record the points would be orphans that only ``reconcile`` finds.
+        """
+        self.ledger.put(
+            DocumentRecord(
+                source=p.ref.source,
+                status=Status.FAILED,
+                version=p.version,
+                sequencer=p.ref.sequencer,
+                fingerprint=self.settings.fingerprint,
+                error="interrupted: the run stopped while this document was being written; "
+                "the next run finishes it",
+                error_kind="Interrupted",
+                retryable=True,
+                size=p.size,
+            )
         )
 
     def _delete(self, ref: SourceRef, trace: Span = NO_SPAN) -> Outcome:

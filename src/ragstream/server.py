@@ -198,8 +198,8 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def setup(self) -> None:
-        self.timeout = self.server.read_timeout  # StreamRequestHandler sets it on the socket
         super().setup()
+        self.connection.settimeout(self.server.read_timeout)  # each read and write of the connection
 
     def do_GET(self) -> None:
         self._handle()

@@ -1,0 +1,82 @@
+"""One process at a time on an embedded state folder (``RAGSTREAM_HOME``), said at once.
+
+The embedded engines admit one process per folder, and two writers of one folder corrupt it. Every
+command that opens the embedded index takes an exclusive OS lock (``flock``) on ``HOME/.lock``
+first, before it reads, extracts or embeds anything, and writes its process id and command there.
+A second process gets :class:`~ragstream.errors.HomeInUse` naming the holder, at once. The kernel
+releases the lock when its holder exits, ``kill -9`` included: there is no stale lock to clean.
+
+A server index (``RAGSTREAM_QDRANT_URL``) needs no lock: the server serialises its writers, and
+the SQLite ledger is safe across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import HomeInUse
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+__all__ = ["LOCK_NAME", "hold_home", "holds_embedded_index"]
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".lock"
+
+
+def holds_embedded_index(settings: Settings) -> bool:
+    """Whether the settings put the index in a folder of this machine (one process at a time)."""
+    return not settings.qdrant_url
+
+
+@contextmanager
+def hold_home(home: Path, command: str) -> Iterator[None]:
+    """Hold ``home`` for this process while the block runs; :class:`HomeInUse` if another holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the engines' own folder locks are all there is
+        log.debug("no fcntl: %s is not locked", home)
+        yield
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HomeInUse(_in_use_message(home, fd)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": command}).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # the holder's id goes with it; the kernel drops the lock at close
+    finally:
+        os.close(fd)
+
+
+def _in_use_message(home: Path, fd: int) -> str:
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        holder = {}
+    pid = holder.get("pid", "?")
+    command = holder.get("command", "ragstream")
+    advice = (
+        "stop it, or query through it (its HTTP API), or use another RAGSTREAM_HOME"
+        if command in ("serve", "dev")
+        else "wait for it to finish, or use another RAGSTREAM_HOME"
+    )
+    return (
+        f"{home} is in use by process {pid} (`ragstream {command}`): {advice}; a Qdrant server "
+        "(RAGSTREAM_QDRANT_URL) serves several processes at once"
+    )
+
