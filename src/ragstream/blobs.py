@@ -2,21 +2,47 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote_to_bytes, urlparse
 
-from .errors import ServiceUnavailable, Throttled, TooLarge
+from .errors import ServiceUnavailable, Throttled, TooLarge, Unreadable
 from .model import SourceRef
 
-__all__ = ["BlobStore", "Blobs", "LocalFiles", "MemoryBlobs", "ObjectGone", "S3Objects", "file_ref", "s3_ref"]
+__all__ = [
+    "BlobStore",
+    "Blobs",
+    "LocalFiles",
+    "MemoryBlobs",
+    "ObjectGone",
+    "S3Objects",
+    "Unlisted",
+    "file_ref",
+    "s3_ref",
+]
 
 
 class ObjectGone(Exception):
     """The object was deleted after its event was sent; its delete event will follow or has come."""
+
+
+@dataclass(frozen=True)
+class Unlisted:
+    """An entry met while listing that is not a readable file, and why.
+
+    ``folder`` says that a whole folder could not be listed: nothing under ``source`` (a URI ending
+    in ``/``) is known, so none of its documents may be taken as deleted.
+    """
+
+    source: str
+    reason: str
+    folder: bool = False
 
 
 class BlobStore(Protocol):
@@ -24,52 +50,145 @@ class BlobStore(Protocol):
         """The object's bytes, and its ref completed with size, type and user metadata."""
         ...
 
-    def list(self, root: str) -> Iterator[SourceRef]:
-        """Every object under ``root`` (a folder path, or ``s3://bucket/prefix``)."""
+    def list(self, root: str) -> Iterator[SourceRef | Unlisted]:
+        """Every object under ``root`` (a folder path, or ``s3://bucket/prefix``), and what was
+        met there but cannot be read (:class:`Unlisted`)."""
         ...
 
 
 def file_ref(path: Path, root: Path | None = None) -> SourceRef:
-    """The SourceRef of a local file: source ``file:///abs/path``, key relative to ``root``."""
+    """The SourceRef of a local file: source ``file:///abs/path``, key relative to ``root``.
+
+    The source percent-encodes the name's bytes, so a name that is not UTF-8 keeps an exact,
+    reversible identity (:func:`path_of`); the key, for display, shows such bytes escaped.
+    """
     path = path.resolve()
-    stat = path.stat()
-    key = path.relative_to(root.resolve()).as_posix() if root else path.name
+    st = path.stat()
+    relative = path.relative_to(root.resolve()).as_posix() if root else path.name
     return SourceRef(
         source=path.as_uri(),
-        key=key,
-        size=stat.st_size,
-        etag=f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
-        last_modified=datetime.fromtimestamp(stat.st_mtime, UTC),
+        key=os.fsencode(relative).decode("utf-8", "backslashreplace"),
+        size=st.st_size,
+        etag=f"{st.st_mtime_ns:x}-{st.st_size:x}",
+        last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
     )
 
 
 def path_of(source: str) -> Path:
-    """The local path of a ``file://`` source."""
-    return Path(unquote(urlparse(source).path))
+    """The local path of a ``file://`` source (the exact bytes of the name, whatever its encoding)."""
+    return Path(os.fsdecode(unquote_to_bytes(urlparse(source).path)))
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
 
 
 class LocalFiles:
-    """Files on disk. Hidden files and folders (``.name``) are left out of listings."""
+    """Files on disk. Hidden files and folders (``.name``) are left out of listings.
+
+    Listing never follows a symlink: one that stays inside the folder is left out (its target is
+    listed in its own place); one that leaves the folder, loops or dangles is reported, as are
+    FIFOs, devices and sockets, and folders that cannot be read. A file that vanishes while the
+    folder is listed is simply not listed.
+    """
 
     def read(self, ref: SourceRef, *, max_bytes: int) -> tuple[bytes, SourceRef]:
         path = path_of(ref.source)
         try:
-            size = path.stat().st_size
+            # O_NONBLOCK: a FIFO put in the file's place since the listing must not hang the read
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
             raise ObjectGone(ref.source) from None
-        _check_size(size, max_bytes)
-        return path.read_bytes(), ref
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise Unreadable(f"{_shown(path)} is now a symlink: not followed") from None
+            raise Unreadable(f"cannot read {_shown(path)}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise Unreadable(f"{_shown(path)} is {_KINDS.get(stat.S_IFMT(st.st_mode), 'not a file')}")
+            _check_size(st.st_size, max_bytes)
+            try:
+                data = f.read(max_bytes + 1)
+            except OSError as exc:
+                raise Unreadable(f"cannot read {_shown(path)}: {exc.strerror}") from None
+        _check_size(len(data), max_bytes)  # it grew after the stat
+        return data, ref
 
-    def list(self, root: str) -> Iterator[SourceRef]:
-        base = Path(root)
+    def list(self, root: str) -> Iterator[SourceRef | Unlisted]:
+        base = Path(root).resolve()
         if base.is_file():
             yield file_ref(base, base.parent)
             return
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        unreadable: list[OSError] = []
+        for dirpath, dirnames, filenames in os.walk(base, onerror=unreadable.append):
+            while unreadable:
+                yield _unreadable_folder(unreadable.pop())
+            folder = Path(dirpath)
+            keep = []
+            for name in sorted(d for d in dirnames if not d.startswith(".")):
+                if (folder / name).is_symlink():
+                    problem = _symlink_problem(folder / name, base)
+                    if problem is not None:
+                        yield problem
+                else:
+                    keep.append(name)
+            dirnames[:] = keep
             for name in sorted(filenames):
-                if not name.startswith("."):
-                    yield file_ref(Path(dirpath) / name, base)
+                if name.startswith("."):
+                    continue
+                entry = _file_entry(folder / name, base)
+                if entry is not None:
+                    yield entry
+        while unreadable:
+            yield _unreadable_folder(unreadable.pop())
+
+
+def _shown(path: Path) -> str:
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _file_entry(path: Path, base: Path) -> SourceRef | Unlisted | None:
+    """The entry of one name in a listing: a file, a problem, or nothing (vanished, or a link inside)."""
+    try:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            return _symlink_problem(path, base)
+        if not stat.S_ISREG(st.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+            return Unlisted(path.as_uri(), f"not indexed: {kind}")
+        return file_ref(path, base)
+    except FileNotFoundError:  # deleted while the folder was listed: gone
+        return None
+    except OSError as exc:
+        return Unlisted(path.as_uri(), f"cannot read {_shown(path)}: {exc.strerror}")
+
+
+def _symlink_problem(link: Path, base: Path) -> Unlisted | None:
+    """Why a symlink is not followed, or None when it points inside the folder (listed there)."""
+    try:
+        target = link.resolve(strict=True)
+    except FileNotFoundError:
+        return Unlisted(link.as_uri(), "not indexed: a dangling symlink")
+    except (RuntimeError, OSError):  # a loop: RuntimeError on 3.11/3.12, OSError (ELOOP) on 3.13
+        return Unlisted(link.as_uri(), "not indexed: a symlink loop")
+    if target == base or base in target.parents:
+        return None
+    return Unlisted(link.as_uri(), f"not indexed: a symlink to {_shown(target)}, outside the folder")
+
+
+def _unreadable_folder(exc: OSError) -> Unlisted:
+    folder = Path(exc.filename) if exc.filename else Path("?")
+    return Unlisted(
+        folder.as_uri().rstrip("/") + "/",
+        f"cannot list folder {_shown(folder)}: {exc.strerror}; its documents are left as they are",
+        folder=True,
+    )
 
 
 class S3Objects:
@@ -115,7 +234,7 @@ class S3Objects:
             }
         )
 
-    def list(self, root: str) -> Iterator[SourceRef]:
+    def list(self, root: str) -> Iterator[SourceRef | Unlisted]:
         parsed = urlparse(root)
         bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
         paginator = self.client.get_paginator("list_objects_v2")
@@ -164,7 +283,7 @@ class MemoryBlobs:
         except KeyError:
             raise ObjectGone(ref.source) from None
 
-    def list(self, root: str) -> Iterator[SourceRef]:
+    def list(self, root: str) -> Iterator[SourceRef | Unlisted]:
         for source in sorted(self.documents):
             if source.startswith(root):
                 yield SourceRef(source=source, key=source[len(root) :].lstrip("/") or source)
@@ -180,5 +299,5 @@ class Blobs:
     def read(self, ref: SourceRef, *, max_bytes: int) -> tuple[bytes, SourceRef]:
         return (self.s3 if ref.bucket else self.local).read(ref, max_bytes=max_bytes)
 
-    def list(self, root: str) -> Iterator[SourceRef]:
+    def list(self, root: str) -> Iterator[SourceRef | Unlisted]:
         return (self.s3 if root.startswith("s3://") else self.local).list(root)

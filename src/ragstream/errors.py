@@ -14,6 +14,7 @@ __all__ = [
     "DocumentError",
     "EmptyDocument",
     "EncryptedDocument",
+    "HomeInUse",
     "IndexUnavailable",
     "OcrUnavailable",
     "RagstreamError",
@@ -21,6 +22,7 @@ __all__ = [
     "Throttled",
     "TooLarge",
     "TransientError",
+    "Unreadable",
     "UnsupportedFormat",
 ]
 
@@ -77,6 +79,10 @@ class TooLarge(DocumentError):
 
 class OcrUnavailable(DocumentError):
     """The document needs OCR and no OCR engine is configured or installed."""
+
+
+class Unreadable(DocumentError):
+    """The file cannot be read as a document: permissions, a FIFO or device, a symlink out of the folder."""
 
 
 # -- transient: a dependency is the problem; retry later --------------------------------------------

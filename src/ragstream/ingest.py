@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from .blobs import Blobs, BlobStore, ObjectGone
+from .blobs import Blobs, BlobStore, ObjectGone, Unlisted
 from .chunking import chunk_elements
-from .errors import DocumentError, EmptyDocument, RagstreamError, TransientError
+from .errors import DocumentError, EmptyDocument, RagstreamError, TransientError, Unreadable
 from .index import Point, QdrantIndex, point_id
 from .index.qdrant import folders_of
 from .model import Change, Chunk, DocumentRecord, Extraction, SourceRef, Status
@@ -204,8 +204,15 @@ class Pipeline:
         transiently), delete what is gone. ``repair`` (reconcile) also checks the index itself: it
         removes points of versions the ledger does not hold, and re-indexes documents missing points.
         """
-        listed = list(self.store.list(root))
-        seen = {r.source for r in listed}
+        listed: list[SourceRef] = []
+        unlisted: list[Unlisted] = []
+        for entry in self.store.list(root):
+            if isinstance(entry, Unlisted):
+                unlisted.append(entry)
+            else:
+                listed.append(entry)
+        seen = {r.source for r in listed} | {u.source for u in unlisted}
+        hidden = tuple(u.source for u in unlisted if u.folder)  # unknown, so never taken as deleted
         base = root if "://" in root else file_ref_root(root)
         records = {
             rec.source: rec
@@ -220,8 +227,14 @@ class Pipeline:
                 change=Change.DELETE,
             )
             for rec in records.values()
-            if rec.source not in seen and rec.status is not Status.DELETED
+            if rec.source not in seen
+            and rec.status is not Status.DELETED
+            and not rec.source.startswith(hidden)
         ]
+        problems = [self._unlisted(u, records.get(u.source)) for u in unlisted]
+        for outcome in problems:
+            if on_outcome:
+                on_outcome(outcome)
         force: set[str] = set()
         repaired: list[Outcome] = []
         if repair:
@@ -248,7 +261,22 @@ class Pipeline:
         for outcome in repaired:
             if on_outcome:
                 on_outcome(outcome)
-        return repaired + self.run([*listed, *gone], force=force, verify=repair, on_outcome=on_outcome)
+        done = self.run([*listed, *gone], force=force, verify=repair, on_outcome=on_outcome)
+        return problems + repaired + done
+
+    def _unlisted(self, entry: Unlisted, prev: DocumentRecord | None) -> Outcome:
+        """The outcome of what a listing met but cannot read: a folder is reported (and retried next
+        time: it may become readable), a file is recorded failed with the reason."""
+        if entry.folder:
+            return Outcome(
+                source=entry.source,
+                status="failed",
+                reason=entry.reason,
+                error_kind="Unreadable",
+                retryable=True,
+            )
+        ref = SourceRef(source=entry.source, key=entry.source.rsplit("/", 1)[-1])
+        return self._fail(ref, prev, None, Unreadable(entry.reason), time.perf_counter())
 
     def delete(self, ref: SourceRef) -> Outcome:
         trace = self._start_trace(ref)
