@@ -104,6 +104,33 @@ class Settings(BaseSettings):
     )
     max_document_mb: float = Field(default=200.0, gt=0, description="Larger documents fail as TooLarge.")
 
+    # -- limits of extraction: hitting one is a permanent TooLarge that names it ------------------------
+    extract_isolation: Literal["process", "none"] = Field(
+        default="process",
+        description="process: documents are parsed in a child process, capped in memory and wall time "
+        "(a hostile file cannot take the run down). none: in this process, uncapped.",
+    )
+    extract_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds one document may take to extract (OCR included)."
+    )
+    extract_memory_mb: int = Field(
+        default=2048, ge=256, description="Address space of the child process that parses a document."
+    )
+    max_pages: int = Field(default=3000, ge=1, description="Pages of a PDF, frames of a TIFF.")
+    max_expanded_mb: float = Field(
+        default=512.0,
+        gt=0,
+        description="Uncompressed size of a zip container (docx, pptx, xlsx, odt, epub): zip bombs.",
+    )
+    max_archive_members: int = Field(default=10000, ge=1, description="Files inside a zip container.")
+    max_image_pixels: int = Field(
+        default=200_000_000, ge=1, description="Pixels of an image or a rendered page (decompression bombs)."
+    )
+    max_table_columns: int = Field(default=2000, ge=1, description="Columns of a CSV or TSV row.")
+    max_text_mb: float = Field(
+        default=50.0, gt=0, description="Size of a text-like file (txt, md, html, xml, json, csv)."
+    )
+
     # -- the bucket (cloud) ------------------------------------------------------------------------------
     bucket: str | None = Field(
         default=None, description="The bucket kept in sync; the scheduled reconcile lists it."

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from .config import Settings
+    from .extract.sandbox import Sandbox
     from .ledger import Ledger
 
 __all__ = ["Outcome", "Pipeline", "raise_for_retry"]
@@ -118,6 +119,9 @@ class Pipeline:
     ledger: Ledger
     store: BlobStore
     textract: Any = None
+    #: Parses documents in a capped child process; None: in this process (a handed-in Textract client
+    #: cannot cross processes, so tests that stub Textract run without one).
+    sandbox: Sandbox | None = None
     length: Callable[[str], int] = field(default=len)
     tracer: Tracer = field(default=NOOP)
     _dim: int | None = None
@@ -136,6 +140,7 @@ class Pipeline:
     ) -> Pipeline:
         """Build every piece from the settings; any piece can be handed in instead."""
         from .embeddings import build_embeddings, count_tokens
+        from .extract.sandbox import Sandbox
         from .index import open_index
         from .ledger import open_ledger
         from .tracing import build_tracer
@@ -147,6 +152,11 @@ class Pipeline:
             ledger=ledger or open_ledger(settings),
             store=store or Blobs(),
             textract=textract,
+            sandbox=(
+                Sandbox.from_settings(settings)
+                if settings.extract_isolation == "process" and textract is None
+                else None
+            ),
             length=count_tokens,
             tracer=tracer if tracer is not None else build_tracer(settings),
         )
@@ -326,7 +336,10 @@ class Pipeline:
             from .extract import extract
 
             with trace.child("extract") as span:
-                extraction = extract(data, ref, self.settings, textract=self.textract)
+                if self.sandbox is not None:
+                    extraction = self.sandbox.extract(data, ref, self.settings)
+                else:
+                    extraction = extract(data, ref, self.settings, textract=self.textract)
                 span.update(
                     metadata={
                         "content_type": extraction.content_type,

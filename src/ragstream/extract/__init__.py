@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import CorruptDocument, EmptyDocument, OcrUnavailable, TooLarge
 from ..model import Element, Extraction, SourceRef
 from .detect import Detected, detect
+from .limits import check_document, check_pages, check_pixels
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -33,6 +34,7 @@ def extract(data: bytes, ref: SourceRef, settings: Settings, *, textract: Any = 
     if not data or (len(data) < 4096 and not data.strip(b" \t\r\n\x00\xef\xbb\xbf")):
         raise EmptyDocument("file is empty")
     detected = detect(data, ref.name)
+    check_document(data, detected.kind, settings)
     if detected.kind == "pdf":
         result = _extract_pdf(data, ref, settings, textract)
     elif detected.kind in _IMAGE_KINDS:
@@ -40,7 +42,7 @@ def extract(data: bytes, ref: SourceRef, settings: Settings, *, textract: Any = 
     else:
         from .unstructured import partition
 
-        elements, meta = partition(detected.kind, data, ref.name)
+        elements, meta = partition(detected.kind, data, ref.name, settings)
         pages = [e.page for e in elements if e.page]
         result = Extraction(
             elements=elements,
@@ -117,6 +119,7 @@ def _extract_pdf(data: bytes, ref: SourceRef, settings: Settings, textract: Any)
 
     pdf = pdf_text.open_pdf(data)
     try:
+        check_pages(len(pdf), "PDF", settings)
         pages = pdf_text.read_pages(pdf)
         total = len(pages)
         if total == 0:
@@ -137,7 +140,7 @@ def _extract_pdf(data: bytes, ref: SourceRef, settings: Settings, textract: Any)
         if need:
             listed = ", ".join(map(str, need[:10])) + ("..." if len(need) > 10 else "")
             ocr.require(f"PDF page(s) {listed}")
-            ocr_elements = _ocr_pdf_pages(pdf, data, need, total, ref, ocr)
+            ocr_elements = _ocr_pdf_pages(pdf, data, need, total, ref, ocr, settings)
         elements: list[Element] = []
         for page in pages:
             elements += ocr_elements.get(page.number, []) if page.number in need else page.elements
@@ -168,7 +171,7 @@ def _extract_pdf(data: bytes, ref: SourceRef, settings: Settings, textract: Any)
 
 
 def _ocr_pdf_pages(
-    pdf: Any, data: bytes, need: list[int], total: int, ref: SourceRef, ocr: _Ocr
+    pdf: Any, data: bytes, need: list[int], total: int, ref: SourceRef, ocr: _Ocr, settings: Settings
 ) -> dict[int, list[Element]]:
     """OCR the given 1-based pages.
 
@@ -179,6 +182,10 @@ def _ocr_pdf_pages(
     from . import pdf_text
 
     out: dict[int, list[Element]] = {}
+    scale = pdf_text.OCR_DPI / 72
+    for number in need:  # a page is rendered for OCR: its bitmap must fit the pixel limit
+        width, height = pdf[number - 1].get_size()
+        check_pixels(width * scale, height * scale, f"page {number} at {pdf_text.OCR_DPI} dpi", settings)
     if ocr.name == "tesseract":
         from .ocr import tesseract_image
 
@@ -212,9 +219,12 @@ def _extract_image(
 
     ocr = _Ocr(ref, settings, textract)
     ocr.require("this image")
+    Image.MAX_IMAGE_PIXELS = settings.max_image_pixels  # Pillow's own guard, for what it decodes
     try:
         image = Image.open(io.BytesIO(data))
         frames = getattr(image, "n_frames", 1)
+        check_pages(frames, f"{detected.kind.upper()} image", settings)
+        check_pixels(image.width, image.height, f"{detected.kind.upper()} image", settings)
     except Image.DecompressionBombError:
         raise TooLarge("image has too many pixels to process safely") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -225,6 +235,7 @@ def _extract_image(
             from .ocr import tesseract_image
 
             for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
+                check_pixels(frame.width, frame.height, f"frame {number}", settings)
                 elements += tesseract_image(frame.copy(), number, languages=ocr.languages)
         else:
             from .textract import SYNC_MAX_BYTES

@@ -14,14 +14,20 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from functools import lru_cache
-from typing import Any
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING, Any
 
-from ..errors import CorruptDocument, EmptyDocument, EncryptedDocument, UnsupportedFormat
+from ..errors import CorruptDocument, EmptyDocument, EncryptedDocument, TooLarge, UnsupportedFormat
 from ..model import Element
+from .limits import table_is_ragged
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 __all__ = ["decode_text", "partition"]
 
@@ -143,8 +149,13 @@ def decode_text(data: bytes) -> str:
 # -- partitioning ----------------------------------------------------------------------------------
 
 
-def partition(kind: str, data: bytes, name: str) -> tuple[list[Element], dict[str, Any]]:
-    """Partition one document of a detected ``kind``; returns elements and document metadata."""
+def partition(
+    kind: str, data: bytes, name: str, settings: Settings | None = None
+) -> tuple[list[Element], dict[str, Any]]:
+    """Partition one document of a detected ``kind``; returns elements and document metadata.
+
+    ``settings`` gives the limits (table width); without it, the defaults.
+    """
     if kind == "json":
         return _partition_json(data), {}
     if kind in {"doc", "ppt"}:
@@ -153,8 +164,8 @@ def partition(kind: str, data: bytes, name: str) -> tuple[list[Element], dict[st
         _check_email_encryption(data)
     _install_offline_nlp()
     try:
-        raw = _partition(kind, data, name)
-    except (UnsupportedFormat, EmptyDocument, EncryptedDocument, CorruptDocument):
+        raw = _partition(kind, data, name, settings or _default_settings())
+    except (UnsupportedFormat, EmptyDocument, EncryptedDocument, CorruptDocument, TooLarge):
         raise
     except Exception as exc:  # parsers raise anything on malformed input: translate, keep the reason
         reason = f"{type(exc).__name__}: {str(exc)[:200]}".rstrip(": ")
@@ -162,7 +173,13 @@ def partition(kind: str, data: bytes, name: str) -> tuple[list[Element], dict[st
     return _to_elements(kind, raw)
 
 
-def _partition(kind: str, data: bytes, name: str) -> list[Any]:
+def _default_settings() -> Settings:
+    from ..config import Settings
+
+    return Settings()
+
+
+def _partition(kind: str, data: bytes, name: str, settings: Settings) -> list[Any]:
     # Partitioners get file objects; the pandoc-based ones (odt, rtf, epub) write only to tempfile's dir.
     # languages=[""] skips unstructured's language detection (~10 ms a document, and we do not use it)
     common: dict[str, Any] = {"metadata_filename": name, "languages": [""]}
@@ -173,6 +190,10 @@ def _partition(kind: str, data: bytes, name: str) -> list[Any]:
         if kind == "html":
             from unstructured.partition.html import partition_html
 
+            if html_depth(text) > HTML_MAX_DEPTH:  # lxml would silently drop what lies deeper
+                from unstructured.partition.text import partition_text
+
+                return partition_text(text=html_text(text), **common)
             return partition_html(text=text, **common)
         if kind == "md":
             from unstructured.partition.md import partition_md
@@ -189,6 +210,11 @@ def _partition(kind: str, data: bytes, name: str) -> list[Any]:
         text = decode_text(data)
         if not text.strip():
             raise EmptyDocument(f"{kind.upper()} file holds no rows")
+        if table_is_ragged(text, "," if kind == "csv" else "\t", settings):
+            # rows wider than the header (common in exports): a table parser refuses them, text does not
+            from unstructured.partition.text import partition_text
+
+            return partition_text(text=text, **common)
         if kind == "csv":
             from unstructured.partition.csv import partition_csv
 
@@ -356,3 +382,98 @@ def _leaves(value: Any, path: str) -> list[tuple[str, str]]:
     if value is None or value == "":
         return []
     return [(path, str(value))]
+
+
+# -- deeply nested HTML ------------------------------------------------------------------------------
+
+#: libxml2 (under unstructured's HTML partitioner) stops descending past this depth and drops the rest.
+HTML_MAX_DEPTH = 255
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*?(/?)>")
+_VOID = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    ]  # no end tag
+)
+
+
+def html_depth(text: str) -> int:
+    """The deepest element nesting of an HTML text (tags counted, not parsed: an estimate from above)."""
+    depth = deepest = 0
+    for closing, name, self_closing in _TAG.findall(text):
+        if name.lower() in _VOID or self_closing:
+            continue
+        if closing:
+            depth = max(depth - 1, 0)
+        else:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
+
+
+class _TextOf(HTMLParser):
+    """All the text of an HTML document, block by block, whatever its depth (scripts and styles left out)."""
+
+    _BLOCKS = frozenset(
+        [
+            "p",
+            "div",
+            "li",
+            "tr",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "br",
+            "section",
+            "article",
+            "table",
+            "ul",
+            "ol",
+            "pre",
+            "blockquote",
+        ]
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(self._skip - 1, 0)
+        elif tag in self._BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_text(text: str) -> str:
+    """The text of an HTML document too deep for the HTML partitioner, in full."""
+    parser = _TextOf()
+    parser.feed(text)
+    parser.close()
+    return re.sub(r"\n\s*\n+", "\n\n", "".join(parser.parts)).strip()

@@ -1,0 +1,167 @@
+"""Untrusted documents are parsed in a child process, capped in memory and wall time.
+
+A zip bomb, a page that renders to gigapixels or a parser stuck in a loop cannot be stopped from
+inside the process that runs it. :class:`Sandbox` keeps one worker process and hands it one
+document at a time: the worker's address space is capped (``RLIMIT_AS``), and the parent kills it
+when a document takes longer than its time. Either way the document fails with a permanent
+:class:`~ragstream.errors.TooLarge` that names the limit, and the next document gets a new worker.
+
+Workers fork from a ``forkserver`` that imported the extractors once, so a replacement starts in
+milliseconds, not in the seconds that importing unstructured takes. Only pipes are used (no
+``/dev/shm``), which Lambda supports.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CorruptDocument, RagstreamError, TooLarge
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+    from ..config import Settings
+    from ..model import Extraction, SourceRef
+
+__all__ = ["Sandbox"]
+
+log = logging.getLogger(__name__)
+
+#: Modules the forkserver imports once, so that every worker starts with them loaded.
+PRELOAD = ["ragstream.extract", "ragstream.extract.unstructured", "ragstream.extract.pdf_text"]
+
+
+class Sandbox:
+    """Extract documents in a capped child process; one at a time, from any thread."""
+
+    def __init__(self, *, timeout: float, memory_mb: int) -> None:
+        self.timeout = timeout
+        self.memory_bytes = memory_mb * 1024 * 1024
+        self._lock = threading.Lock()
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sandbox:
+        return cls(timeout=settings.extract_timeout, memory_mb=settings.extract_memory_mb)
+
+    def extract(
+        self, data: bytes, ref: SourceRef, settings: Settings, *, timeout: float | None = None
+    ) -> Extraction:
+        """What :func:`ragstream.extract.extract` returns or raises, within the caps.
+
+        ``timeout`` shortens the wall-time limit (e.g. to a Lambda's remaining time).
+        """
+        limit = self.timeout if timeout is None else min(timeout, self.timeout)
+        with self._lock:
+            conn = self._worker()
+            started = time.monotonic()
+            try:
+                conn.send((data, ref, settings))
+                ready = conn.poll(limit)
+            except (BrokenPipeError, EOFError, OSError):
+                ready = True  # the worker died on the way in; its exit code tells why
+            if not ready:
+                self._stop()
+                raise TooLarge(
+                    f"extraction took longer than {limit:g} s (RAGSTREAM_EXTRACT_TIMEOUT): the document "
+                    "is too large or too complex to parse"
+                )
+            try:
+                kind, payload = conn.recv()
+            except (EOFError, OSError):
+                code = self._stop()
+                raise self._death(code, time.monotonic() - started) from None
+        if kind == "ok":
+            result: Extraction = payload
+            return result
+        if kind == "memory":
+            self._stop()
+            raise self._memory_error()
+        raise payload
+
+    def close(self) -> None:
+        """Stop the worker (a later :meth:`extract` starts another)."""
+        with self._lock:
+            self._stop()
+
+    # -- the worker --------------------------------------------------------------------------------
+    def _worker(self) -> Connection:
+        if self._process is not None and self._process.is_alive() and self._conn is not None:
+            return self._conn
+        self._stop()
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        parent, child = ctx.Pipe()
+        process = ctx.Process(
+            target=_serve, args=(child, self.memory_bytes), name="ragstream-extract", daemon=True
+        )
+        process.start()
+        child.close()
+        self._process, self._conn = process, parent
+        return parent
+
+    def _stop(self) -> int | None:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            conn.close()
+        if process is None:
+            return None
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+        code = process.exitcode
+        process.close()
+        return code
+
+    def _memory_error(self) -> TooLarge:
+        return TooLarge(
+            f"extraction needed more than {self.memory_bytes // 2**20} MB (RAGSTREAM_EXTRACT_MEMORY_MB): "
+            "the document is too large or a decompression bomb"
+        )
+
+    def _death(self, code: int | None, seconds: float) -> RagstreamError:
+        log.warning("extraction worker died (exit code %s) after %.1f s", code, seconds)
+        if code in (-signal.SIGKILL, -signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS):
+            # the kernel's OOM killer, or a native allocation that failed under the cap and aborted
+            if code == -signal.SIGSEGV:
+                return CorruptDocument("the parser crashed on this document")
+            return self._memory_error()
+        return CorruptDocument(f"the parser stopped on this document (exit code {code})")
+
+
+def _serve(conn: Connection, memory_bytes: int) -> None:
+    """The worker: extract each document received, send back ("ok", result) or ("error", exc)."""
+    import resource
+
+    from . import extract
+
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    while True:
+        try:
+            data, ref, settings = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", extract(data, ref, settings))
+        except MemoryError:
+            conn.send(("memory", None))
+            return  # the heap may be in any state: the parent starts a new worker
+        except RagstreamError as exc:
+            reply = ("error", exc)
+        except Exception as exc:  # a parser's own failure: keep its reason, typed
+            reason = f"{type(exc).__name__}: {str(exc)[:200]}".rstrip(": ")
+            reply = ("error", CorruptDocument(f"the document could not be parsed ({reason})"))
+        try:
+            conn.send(reply)
+        except MemoryError:
+            conn.send(("memory", None))
+            return
