@@ -225,8 +225,11 @@ def _extract_image(
         frames = getattr(image, "n_frames", 1)
         check_pages(frames, f"{detected.kind.upper()} image", settings)
         check_pixels(image.width, image.height, f"{detected.kind.upper()} image", settings)
-    except Image.DecompressionBombError:
-        raise TooLarge("image has too many pixels to process safely") from None
+    except Image.DecompressionBombError as exc:  # Pillow's guard, past twice the limit
+        raise TooLarge(
+            f"{detected.kind.upper()} image has too many pixels ({exc}); the limit is "
+            f"{settings.max_image_pixels:,} pixels (RAGSTREAM_MAX_IMAGE_PIXELS)"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise CorruptDocument(f"{detected.kind.upper()} image is damaged ({exc})") from None
     elements: list[Element] = []
