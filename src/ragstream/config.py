@@ -114,7 +114,10 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="Seconds one document may take to extract (OCR included)."
     )
     extract_memory_mb: int = Field(
-        default=2048, ge=256, description="Address space of the child process that parses a document."
+        default=2048,
+        ge=256,
+        description="Address space of the child process that parses a document (in Lambda, by default "
+        "60% of the function's memory).",
     )
     max_pages: int = Field(default=3000, ge=1, description="Pages of a PDF, frames of a TIFF.")
     max_expanded_mb: float = Field(
@@ -205,6 +208,11 @@ class Settings(BaseSettings):
             and not (self.openai_api_key_parameter)
         ):
             raise ValueError("RAGSTREAM_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (or its _PARAMETER)")
+        lambda_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+        if "extract_memory_mb" not in self.model_fields_set and lambda_mb.isdigit():
+            # in Lambda the worker shares the function's memory with the handler: past it, Lambda
+            # would kill both (and the batch); capped below it, only the document fails
+            self.extract_memory_mb = max(256, int(lambda_mb) * 6 // 10)
         return self
 
     # -- derived ---------------------------------------------------------------------------------------

@@ -6,9 +6,11 @@ document at a time: the worker's address space is capped (``RLIMIT_AS``), and th
 when a document takes longer than its time. Either way the document fails with a permanent
 :class:`~ragstream.errors.TooLarge` that names the limit, and the next document gets a new worker.
 
-Workers fork from a ``forkserver`` that imported the extractors once, so a replacement starts in
-milliseconds, not in the seconds that importing unstructured takes. Only pipes are used (no
-``/dev/shm``), which Lambda supports.
+Workers fork from a ``forkserver`` (a clean, single-threaded process started at the first document,
+with our extraction modules, pypdfium2 and Pillow imported), so a replacement starts in
+milliseconds; each worker imports an unstructured partitioner the first time it needs it. Only
+pipes are used (no ``/dev/shm``), which Lambda supports. As with any multiprocessing start method
+but fork, the program's main module must be safe to import (``if __name__ == "__main__":``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ __all__ = ["Sandbox"]
 log = logging.getLogger(__name__)
 
 #: Modules the forkserver imports once, so that every worker starts with them loaded.
-PRELOAD = ["ragstream.extract", "ragstream.extract.unstructured", "ragstream.extract.pdf_text"]
+PRELOAD = [
+    "ragstream.extract",
+    "ragstream.extract.unstructured",
+    "ragstream.extract.pdf_text",
+    "pypdfium2",
+    "PIL.Image",
+]
 
 
 class Sandbox:
