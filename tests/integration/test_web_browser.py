@@ -64,7 +64,7 @@ BROWSER_ARGS = [
 ]
 WAIT_MS = 45_000
 HOSTILE = (
-    "The parking garage code is <img src=x onerror=\"window.__pwned=1\"> and "
+    'The parking garage code is <img src=x onerror="window.__pwned=1"> and '
     "<script>window.__pwned=2</script> do not share it."
 )
 
@@ -238,9 +238,11 @@ def tab(browser: Any) -> Iterator[Tab]:
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     page.on(
         "console",
-        lambda message: problems.append(f"console: {message.text}")
-        if re.search(r"Content Security Policy|Trusted Type|Uncaught", message.text)
-        else None,
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if re.search(r"Content Security Policy|Trusted Type|Uncaught", message.text)
+            else None
+        ),
     )
     page.on("request", lambda request: urls.append(request.url))
     yield Tab(page, problems, urls)
@@ -358,7 +360,9 @@ def test_feedback_is_sent_and_reaches_langfuse(secured: Served, tab: Tab, langfu
     assert score["name"] == FEEDBACK_SCORE and score["value"] == 1.0
 
 
-def test_without_a_key_or_tracing_the_page_works_and_says_feedback_is_off(open_server: Served, tab: Tab) -> None:
+def test_without_a_key_or_tracing_the_page_works_and_says_feedback_is_off(
+    open_server: Served, tab: Tab
+) -> None:
     page = tab.page
     page.goto(f"{open_server.url}/")
     expect(page.locator("#status")).to_contain_text("feedback off")
