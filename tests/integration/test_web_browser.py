@@ -6,7 +6,8 @@ each on a port it picks itself:
 
 - ``secured``: requires an API key, traces to the local Langfuse peer, takes bodies up to 2 KiB;
 - ``open``: no key, no tracing;
-- ``down``: no key, its Qdrant URL a closed local port, so every query answers 503.
+- ``down``: no key, its Qdrant URL a closed local port, so every query answers 503;
+- ``chat``: no key, answers from a chat model (the local OpenAI peer) instead of the extractive answerer.
 
 Playwright drives the system's browser binary; nothing downloads a browser (``playwright install`` is
 never run). A screenshot of each view is written to ``.artifacts/screenshots/``.
@@ -32,6 +33,7 @@ import httpx
 import pytest
 
 from peers.langfuse_server import LangfuseServer
+from peers.openai_server import OpenAIServer
 from ragstream.api import FEEDBACK_SCORE
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -88,7 +90,8 @@ def clean_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("RAGSTREAM_", "LANGFUSE_", "OPENAI_", "AWS_", "QDRANT_"))
     }
-    env.update(RAGSTREAM_LLM="extractive", RAGSTREAM_EMBEDDING_PROVIDER="local", **extra)
+    env.update(RAGSTREAM_LLM="extractive", RAGSTREAM_EMBEDDING_PROVIDER="local")
+    env.update(extra)
     return env
 
 
@@ -206,6 +209,33 @@ def down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     yield served
     stop_server(served)
+
+
+SOURCE_BLOCK = re.compile(r"^\[(\d+)\] \((.+?)\)\n(.*?)(?=^\[\d+\] \(|\Z)", re.MULTILINE | re.DOTALL)
+
+
+def cite_the_revenue(body: dict[str, Any]) -> str:
+    """A chat model that follows the prompt: it cites the numbered source that holds the revenue."""
+    prompt = "\n".join(str(m.get("content") or "") for m in body["messages"])
+    for n, _, text in SOURCE_BLOCK.findall(prompt):
+        if "18.4 million EUR" in text:
+            return f"Revenue in the third quarter of 2024 was 18.4 million EUR [{n}]."
+    return "I cannot answer this from the indexed documents."
+
+
+@pytest.fixture(scope="module")
+def chat(indexed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with OpenAIServer(chat_reply=cite_the_revenue) as model:
+        served = _serve_copy(
+            indexed,
+            tmp_path_factory,
+            "chat",
+            RAGSTREAM_LLM="openai",
+            RAGSTREAM_OPENAI_API_KEY="sk-placeholder",
+            RAGSTREAM_OPENAI_BASE_URL=f"{model.url}/v1",
+        )
+        yield served
+        stop_server(served)
 
 
 # -- the browser -------------------------------------------------------------------------------------------
@@ -374,6 +404,21 @@ def test_without_a_key_or_tracing_the_page_works_and_says_feedback_is_off(
     )
     expect(page.locator("#thumb-up")).to_be_hidden()
     shot(page, "ask-feedback-off")
+
+
+def test_an_answer_of_the_chat_model_says_which_model_answered(chat: Served, tab: Tab) -> None:
+    page = tab.page
+    page.goto(f"{chat.url}/")
+    expect(page.locator("#status")).to_contain_text("answers by gpt-")
+    answer = ask(page, "What revenue did Northwind report for the third quarter of 2024?").json()
+    assert answer["model"].startswith("gpt-") and answer["grounded"], answer
+    expect(page.locator("#answered-by")).to_have_text(f"Answered by the chat model {answer['model']}")
+    expect(page.locator("#answer-text")).to_contain_text("18.4 million EUR")
+    shot(page, "ask-chat-model")
+    page.locator("#answer-text button.cite").click()
+    cited = answer["citations"][0]
+    expect(page.locator("#passage-source")).to_have_text(cited["source"])
+    expect(page.locator("#passage-text")).to_contain_text("18.4 million EUR")
 
 
 # -- documents -----------------------------------------------------------------------------------------------
