@@ -1,7 +1,7 @@
 """The web page in a real headless Chromium (the distribution's ``chromium``), against ``ragstream serve``.
 
 One index is made with ``ragstream ingest`` from examples/ plus a broken PDF (a failed document) and a
-text file full of markup (hostile text). Three ``ragstream serve`` processes then run over copies of it,
+text file full of markup (hostile text). Four ``ragstream serve`` processes then run over copies of it,
 each on a port it picks itself:
 
 - ``secured``: requires an API key, traces to the local Langfuse peer, takes bodies up to 2 KiB;
