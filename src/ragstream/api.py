@@ -6,8 +6,10 @@ handler calls ``app.resolve(event, context)``; the local server turns HTTP reque
 events.
 
 Before routing, a gate answers 413 for a body over ``max_body_bytes`` and 401 without the right
-``x-api-key`` (compared in constant time); ``/health``, ``/openapi.json`` and CORS pre-flights are
-open. It runs before validation so that an anonymous caller never learns more than 401.
+``x-api-key`` (compared in constant time); ``/health``, ``/openapi.json``, the web page (``GET /``
+and its assets under ``/ui/``, see :mod:`ragstream.web`) and CORS pre-flights are open. It runs
+before validation so that an anonymous caller never learns more than 401. The page holds no data:
+its calls to the API carry the key the user enters.
 
 ``GET /documents/{source}`` carries the source URI (``s3://bucket/key``, ``file:///path``) either
 URL-encoded in one segment (``/documents/s3%3A%2F%2Fbucket%2Fa%2Fb.pdf``) or as is, slashes and
@@ -38,6 +40,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from . import web
 from .errors import ConfigError, RagstreamError, TransientError
 from .index import SearchFilter
 from .model import Answer, DocumentRecord, SearchHit, Status
@@ -65,8 +68,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "x-api-key"
-#: Paths that answer without an API key.
-OPEN_PATHS = frozenset({"/health", "/openapi.json"})
+#: Paths that answer without an API key (and everything under ``web.ASSETS_PREFIX``).
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/"})
 #: Seconds a client is told to wait after a 503.
 RETRY_AFTER_SECONDS = 5
 DOCUMENTS_PREFIX = "/documents/"
@@ -176,6 +179,9 @@ class Health(BaseModel):
     index: Literal["reachable", "unreachable"]
     collection: str
     answerer: str
+    feedback: bool = Field(
+        default=False, description="Whether POST /feedback records scores (tracing is configured)."
+    )
     version: str = API_VERSION
 
 
@@ -249,6 +255,11 @@ def _route_path(event: Mapping[str, Any]) -> tuple[str, str]:
     if stage != "$default" and raw.startswith(f"/{stage}"):
         return f"/{stage}", raw[len(stage) + 1 :]
     return "", raw
+
+
+def _is_open(path: str) -> bool:
+    """Whether ``path`` answers without an API key."""
+    return path in OPEN_PATHS or path.startswith(web.ASSETS_PREFIX)
 
 
 def _body_bytes(event: Mapping[str, Any]) -> int:
@@ -368,7 +379,7 @@ class QueryResolver(APIGatewayHttpResolver):
         if size > self.max_body_bytes:
             return self.too_large(event, size)
         method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
-        if self._api_key is not None and method != "OPTIONS" and _route_path(event)[1] not in OPEN_PATHS:
+        if self._api_key is not None and method != "OPTIONS" and not _is_open(_route_path(event)[1]):
             given = _header(event, API_KEY_HEADER)
             sent = given.encode("utf-8", "surrogatepass") if given is not None else b""
             if given is None or not hmac.compare_digest(sent, self._api_key):
@@ -472,6 +483,20 @@ def _responses(ok: type[BaseModel], status: int = 200, **errors: str) -> dict[in
     return out
 
 
+def _page_file(name: str, if_none_match: str | None) -> Response:
+    """A file of the web page, or 304 when the client's copy (``If-None-Match``) is current."""
+    item = web.asset(name)
+    if item is None:
+        raise NotFoundError(f"no file {name!r}")
+    headers = web.headers_for(item)
+    if if_none_match and item.etag in {tag.strip() for tag in if_none_match.split(",")}:
+        del headers["Content-Type"]
+        return Response(status_code=304, headers=headers, compress=False)
+    return Response(
+        status_code=200, content_type=item.content_type, body=item.body.decode("utf-8"), headers=headers
+    )
+
+
 def build_app(
     retriever: Retriever,
     ledger: Ledger,
@@ -486,6 +511,7 @@ def build_app(
         cors=_cors(settings),
     )
     secured: list[dict[str, list[str]]] = [{"apiKey": []}]
+    records_feedback = feedback_sink is not log_feedback
 
     # -- errors: a clear 4xx for the client's mistakes, a safe 5xx for ours ----------------------------
     @app.exception_handler(RequestValidationError)
@@ -625,7 +651,19 @@ def build_app(
             index="reachable" if reachable else "unreachable",
             collection=index.collection,
             answerer="extractive" if retriever.chat is None else settings.chat_model,
+            feedback=records_feedback,
         )
+
+    # -- the web page: open (it holds no data; its API calls carry the user's key) -----------------
+    @app.get("/", include_in_schema=False, enable_validation=False, compress=True)
+    def page():  # type: ignore[no-untyped-def]  # no annotation: Powertools would validate it
+        return _page_file(web.INDEX, app.current_event.get_header_value("if-none-match"))
+
+    @app.get(f"{web.ASSETS_PREFIX}<name>", include_in_schema=False, enable_validation=False, compress=True)
+    def page_asset(name: str):  # type: ignore[no-untyped-def]
+        if name == web.INDEX:  # the page has one address: /
+            raise NotFoundError(f"no file {name!r}")
+        return _page_file(name, app.current_event.get_header_value("if-none-match"))
 
     @app.get("/openapi.json", include_in_schema=False, enable_validation=False)
     def openapi():  # type: ignore[no-untyped-def]  # no annotation: Powertools would validate it

@@ -346,7 +346,7 @@ class DevStack:
             key_header = ' -H "x-api-key: $RAGSTREAM_API_KEY"'
         creds = " ".join(f"{k}={v}" for k, v in FAKE_CREDENTIALS.items() if k != "AWS_SESSION_TOKEN")
         lines = [
-            f"ragstream dev: S3 + SQS (moto) on {e}, query API on {api}",
+            f"ragstream dev: S3 + SQS (moto) on {e}, query API on {api} (web page: {api}/)",
             f"  bucket s3://{b} -> queue {self.queue_name} (DLQ {self.queue_name}-dlq after "
             f"{MAX_RECEIVE_COUNT} tries) -> functions/ingest/app.py; state in {os.environ['RAGSTREAM_HOME']}",
             "",

@@ -355,7 +355,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
             file=sys.stderr,
         )
     print(
-        f"ragstream API on {server.url}  (OpenAPI: {server.url}/openapi.json; Ctrl-C to stop)",
+        f"ragstream API on {server.url}  (web page: {server.url}/; OpenAPI: {server.url}/openapi.json; "
+        "Ctrl-C to stop)",
         file=sys.stderr,
     )
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import gzip
 import importlib.util
 import json
 import sys
@@ -120,3 +121,38 @@ def test_stage_prefix_is_routed(handler: ModuleType) -> None:
     evt["requestContext"]["stage"] = "prod"
     evt["rawPath"] = "/prod" + evt["rawPath"]
     assert invoke(handler, evt)[0] == 200
+
+
+def test_page_event_returns_the_page_without_a_key(handler: ModuleType) -> None:
+    # GIVEN the sample HTTP API event of GET / (no x-api-key: a browser opening the page)
+    evt = event("http-page")
+    assert "x-api-key" not in evt["headers"]
+
+    # WHEN the query Lambda handles it
+    result = handler.lambda_handler(evt, LocalContext())
+
+    # THEN it answers the packaged HTML, as text, with the page's policy
+    assert result["statusCode"] == 200
+    assert result["isBase64Encoded"] is False
+    assert result["headers"]["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in result["headers"]["Content-Security-Policy"]
+    assert result["body"].startswith("<!doctype html>") and 'src="ui/app.js"' in result["body"]
+
+
+def test_page_asset_event_is_gzipped_when_accepted(handler: ModuleType) -> None:
+    evt = copy.deepcopy(event("http-page-asset"))
+    evt["headers"]["accept-encoding"] = "gzip, deflate, br"
+    result = handler.lambda_handler(evt, LocalContext())
+    assert result["statusCode"] == 200
+    assert result["headers"]["Content-Type"] == "text/javascript; charset=utf-8"
+    assert result["headers"]["Content-Encoding"] == "gzip" and result["isBase64Encoded"] is True
+    script = gzip.decompress(base64.b64decode(result["body"])).decode()
+    assert script.startswith("// The ragstream web page")
+
+
+def test_page_under_a_stage_prefix(handler: ModuleType) -> None:
+    evt = copy.deepcopy(event("http-page"))
+    evt["requestContext"]["stage"] = "prod"
+    evt["rawPath"] = "/prod/"
+    result = handler.lambda_handler(evt, LocalContext())
+    assert result["statusCode"] == 200 and result["body"].startswith("<!doctype html>")

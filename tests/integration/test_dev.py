@@ -155,3 +155,10 @@ def test_instructions_name_the_endpoints(stack: DevStack) -> None:
     assert f"--endpoint-url {stack.endpoint_url} s3 cp" in text
     assert f"{stack.api_url}/search" in text
     assert Path(stack.settings.home).resolve().as_posix() in text
+
+
+def test_the_web_page_is_served(stack: DevStack) -> None:
+    assert f"web page: {stack.api_url}/" in stack.instructions()
+    with urllib.request.urlopen(f"{stack.api_url}/", timeout=30) as response:
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        assert response.read().startswith(b"<!doctype html>")

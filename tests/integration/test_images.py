@@ -135,6 +135,8 @@ INGEST_STEPS = textwrap.dedent(
 QUERY_STEPS = textwrap.dedent(
     """
     result["health"] = app.lambda_handler(event("http-health.json"), Context())
+    result["page"] = app.lambda_handler(event("http-page.json"), Context())
+    result["page_asset"] = app.lambda_handler(event("http-page-asset.json"), Context())
     result["tokenizers"] = __import__("importlib.util").util.find_spec("tokenizers") is not None
     """
 )
@@ -230,6 +232,11 @@ def test_query_image(tmp_path: Path, openai: OpenAIServer) -> None:
 
     # THEN it answers, loaded no parser, asked tiktoken for nothing, and is small
     assert result["health"]["statusCode"] == 200, result["health"]
+    # AND serves the web page from the installed package (its files are in the wheel)
+    assert result["page"]["statusCode"] == 200 and result["page"]["body"].startswith("<!doctype html>")
+    assert result["page_asset"]["statusCode"] == 200, result["page_asset"]
+    assert result["page_asset"]["body"].startswith("// The ragstream web page")
+    print(f"of which the web page: {folder_mb(target / 'ragstream' / 'web') * 1000:.1f} kB")
     assert not {"unstructured", "pypdfium2", "spacy", "onnxruntime"} & set(result["modules"])
     assert result["tiktoken_calls"] == []
     assert not [p for p in FORBIDDEN if list(target.glob(f"{p}*"))]

@@ -34,6 +34,8 @@ API_ROUTES = {
     "GET /documents",
     "GET /documents/{source+}",
     "POST /feedback",
+    "GET /",
+    "GET /ui/{name}",
 }
 #: Settings another change adds (the template names them already).
 PENDING_SETTINGS = {"langfuse_public_key_parameter", "langfuse_secret_key_parameter", "langfuse_host"}
