@@ -18,13 +18,14 @@ from .limits import check_document, check_pages, check_pixels
 if TYPE_CHECKING:
     from ..config import Settings
 
-__all__ = ["detect", "extract"]
+__all__ = ["detect", "extract", "precheck"]
 
 _IMAGE_KINDS = {"png", "jpeg", "tiff"}
 
 
-def extract(data: bytes, ref: SourceRef, settings: Settings, *, textract: Any = None) -> Extraction:
-    """Detect the type of ``data`` and extract its elements; raises DocumentError subclasses."""
+def precheck(data: bytes, ref: SourceRef, settings: Settings) -> Detected:
+    """The document's type, once the checks that need no parser have passed (size, emptiness, the
+    limits of :mod:`ragstream.extract.limits`); cheap and bounded, so safe outside the sandbox."""
     limit = settings.max_document_bytes
     if len(data) > limit:
         raise TooLarge(
@@ -35,6 +36,12 @@ def extract(data: bytes, ref: SourceRef, settings: Settings, *, textract: Any = 
         raise EmptyDocument("file is empty")
     detected = detect(data, ref.name)
     check_document(data, detected.kind, settings)
+    return detected
+
+
+def extract(data: bytes, ref: SourceRef, settings: Settings, *, textract: Any = None) -> Extraction:
+    """Detect the type of ``data`` and extract its elements; raises DocumentError subclasses."""
+    detected = precheck(data, ref, settings)
     if detected.kind == "pdf":
         result = _extract_pdf(data, ref, settings, textract)
     elif detected.kind in _IMAGE_KINDS:

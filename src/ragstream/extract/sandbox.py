@@ -66,6 +66,9 @@ class Sandbox:
 
         ``timeout`` shortens the wall-time limit (e.g. to a Lambda's remaining time).
         """
+        from . import precheck
+
+        precheck(data, ref, settings)  # what needs no parser fails here, without a trip to the worker
         limit = self.timeout if timeout is None else min(timeout, self.timeout)
         with self._lock:
             conn = self._worker()
