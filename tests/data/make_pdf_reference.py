@@ -40,7 +40,9 @@ from ragstream.model import Element  # noqa: E402
 REFERENCE = Path(__file__).with_name("pdf_text_reference.json")
 CORPUS = ROOT.parent / "shared" / "corpus"
 #: (name, seed, pages): the generated table-heavy filings. Deterministic bytes (reportlab invariant).
-TABLE_PDFS = [("filing-a.pdf", 1, 50), ("filing-b.pdf", 2, 30)]
+#: Seeds below 100 lay out tables with reportlab's platypus (~600 cells a page); seeds from 100 draw
+#: every cell as its own text object on a dense grid (~2,200 cells a page, like the densest filings).
+TABLE_PDFS = [("filing-a.pdf", 1, 50), ("filing-b.pdf", 2, 30), ("filing-dense.pdf", 101, 50)]
 
 
 # -- the table-heavy PDFs: quarterly-filing-like pages, many small table cells -----------------------
@@ -48,6 +50,8 @@ TABLE_PDFS = [("filing-a.pdf", 1, 50), ("filing-b.pdf", 2, 30)]
 
 def table_pdf(seed: int, pages: int) -> bytes:
     """A born-digital 'quarterly filing': per page a heading, a paragraph and dense numeric tables."""
+    if seed >= 100:
+        return dense_table_pdf(seed, pages)
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import letter
     from reportlab.lib.styles import getSampleStyleSheet
@@ -58,7 +62,7 @@ def table_pdf(seed: int, pages: int) -> bytes:
     styles = getSampleStyleSheet()
     segments = ["Cloud", "Devices", "Services", "Licensing", "Hardware", "Advertising", "Other"]
     quarters = ["Q1 2025", "Q2 2025", "Q3 2025", "Q4 2025", "Q1 2026", "Q2 2026", "Q3 2026"]
-    words = (
+    words = (  # noqa: SIM905
         "revenue increased primarily driven by growth in subscriptions offset in part by lower "
         "hardware sales and currency movements operating income margin expenses research development"
     ).split()
@@ -74,7 +78,9 @@ def table_pdf(seed: int, pages: int) -> bytes:
         ]
     )
     for page in range(pages):
-        story.append(Paragraph(f"Note {page + 1}. Segment results {rng.choice(segments)}", styles["Heading2"]))
+        story.append(
+            Paragraph(f"Note {page + 1}. Segment results {rng.choice(segments)}", styles["Heading2"])
+        )
         sentence = " ".join(rng.choice(words) for _ in range(45)).capitalize() + "."
         story.append(Paragraph(sentence, styles["BodyText"]))
         story.append(Spacer(1, 4))
@@ -99,6 +105,29 @@ def table_pdf(seed: int, pages: int) -> bytes:
         buffer, pagesize=letter, invariant=1, leftMargin=36, rightMargin=36, topMargin=36, bottomMargin=36
     )
     doc.build(story)
+    return buffer.getvalue()
+
+
+def dense_table_pdf(seed: int, pages: int) -> bytes:
+    """Pages of a bold heading over a 5-point grid of 110 rows by 20 cells, each its own text object."""
+    from reportlab.lib.pagesizes import letter
+    from reportlab.pdfgen.canvas import Canvas
+
+    rng = random.Random(seed)
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=letter, invariant=1)
+    for page in range(pages):
+        canvas.setFont("Helvetica-Bold", 12)
+        canvas.drawString(36, 756, f"Schedule {page + 1}. Consolidated segment detail")
+        for row in range(110):
+            y = 740 - row * 6.4
+            canvas.setFont("Helvetica-Bold" if row % 10 == 0 else "Helvetica", 5)
+            canvas.drawString(36, y, f"Line {row + 1}")
+            for col in range(19):
+                value = rng.randint(-99_999, 999_999)
+                canvas.drawRightString(92 + col * 27.5, y, f"({-value:,})" if value < 0 else f"{value:,}")
+        canvas.showPage()
+    canvas.save()
     return buffer.getvalue()
 
 
