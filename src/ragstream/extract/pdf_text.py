@@ -129,7 +129,7 @@ def _text_runs(textpage: Any, pdfium_c: Any) -> list[tuple[int, int, float, floa
     if n <= 0:
         return []
     char_box, text_object = _bulk_functions(pdfium_c)
-    handle = ctypes.cast(textpage, ctypes.c_void_p).value
+    handle = ctypes.cast(textpage, ctypes.c_void_p).value or 0
     boxes = (ctypes.c_double * (4 * n))()  # per character: left, right, bottom, top
     base, size = ctypes.addressof(boxes), ctypes.sizeof(ctypes.c_double)
     end = base + 4 * size * n
