@@ -2,8 +2,9 @@
 
 Cold start: a fresh interpreter imports the handler module (which builds its clients, as Lambda's
 init phase does) and serves a first event from events/; measured over several fresh processes.
-Image size: each image's extra is installed from constraints.txt into a clean folder, as its
-Dockerfile does (``uv pip install --target``), and measured on disk.
+Image size: each image's extra is installed from constraints.txt (less overrides.txt) into a clean
+folder, as its Dockerfile does (``uv pip install --target``), and measured on disk, its largest
+top-level folders listed.
 
     .venv/bin/python bench/cold_start.py [--runs 5] [--skip-sizes]
 """
@@ -98,15 +99,27 @@ def image_size(extra: str) -> dict[str, Any]:
             str(target),
             "-c",
             str(ROOT / "constraints.txt"),
+            "--override",
+            str(ROOT / "overrides.txt"),
             f"{ROOT}[{extra}]",
         ],
         check=True,
         cwd=ROOT,
     )
-    size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file() and not f.is_symlink())
+    sizes: dict[str, int] = {}
+    for f in target.rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            top = f.relative_to(target).parts[0]
+            sizes[top] = sizes.get(top, 0) + f.stat().st_size
     torch = any(p.name.startswith(("torch", "nvidia")) for p in target.iterdir())
     shutil.rmtree(target, ignore_errors=True)
-    return {"image": extra, "packages_mb": round(size / 2**20, 1), "torch_or_cuda": torch}
+    largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:8]
+    return {
+        "image": extra,
+        "packages_mb": round(sum(sizes.values()) / 2**20, 1),
+        "torch_or_cuda": torch,
+        "largest_mb": ", ".join(f"{name} {size / 2**20:.0f}" for name, size in largest),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

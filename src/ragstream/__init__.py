@@ -8,11 +8,17 @@ delete, sync, reconcile), ``ragstream.query.Retriever`` (search and cited answer
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("ragstream")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
-
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> str:
+    """``__version__``, looked up on first use: importlib.metadata scans every installed package,
+    a cost each CLI command and cold start would pay for nothing."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ragstream")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0.0.0"

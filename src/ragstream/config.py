@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     )
     openai_max_retries: int = Field(default=6, ge=0, description="Retries on 429 / 5xx / timeouts.")
     openai_timeout: float = Field(default=60.0, gt=0, description="Seconds per OpenAI request.")
+    openai_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Embedding requests of one batch in flight at once, at most; halved on each 429.",
+    )
 
     # -- answering -------------------------------------------------------------------------------------
     llm: Literal["auto", "openai", "extractive"] = Field(

@@ -1,22 +1,24 @@
 """Embedders behind langchain's ``Embeddings``: the offline all-MiniLM-L6-v2 (ONNX) and OpenAI.
 
-Heavy dependencies (onnxruntime, numpy, langchain-openai) are imported only when the embedder that
-needs them is used. The word-piece tokenizer of MiniLM also serves :func:`count_tokens`, the length
-function of the chunker, in every mode.
+Heavy dependencies (onnxruntime, numpy, the openai SDK) are imported only when the embedder that
+needs them is used, and langchain_core not at all: the embedders implement LangChain's interface.
+The word-piece tokenizer of MiniLM also serves :func:`count_tokens`, the length function of the
+chunker, in every mode.
 """
 
 from __future__ import annotations
 
+import email.utils
 import functools
 import os
+import random
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from langchain_core.embeddings import Embeddings
 
 from .errors import ConfigError, ServiceUnavailable, Throttled
 
@@ -24,14 +26,20 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
     import onnxruntime
+    from langchain_core.embeddings import Embeddings
     from tokenizers import Tokenizer
 
     from .config import Settings
+
+    _LangChainEmbeddings = Embeddings
+else:  # langchain_core.embeddings imports its runnables, callbacks and langsmith: ~0.3 s of cold start
+    _LangChainEmbeddings = object
 
 __all__ = [
     "LOCAL_DIMENSION",
     "LOCAL_MAX_WORD_PIECES",
     "LocalEmbeddings",
+    "OpenAIEmbeddings",
     "build_embeddings",
     "count_tokens",
     "embedding_dimension",
@@ -73,6 +81,29 @@ def count_tokens(text: str) -> int:
     return len(_tokenizer().encode(text, add_special_tokens=False).ids)
 
 
+class _Embedder(_LangChainEmbeddings):
+    """LangChain's ``Embeddings`` interface, duck-typed: usable wherever LangChain takes an embedder
+    (its vector stores call these four methods), without importing langchain_core on the way."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        raise NotImplementedError
+
+    def embed_query(self, text: str) -> list[float]:
+        raise NotImplementedError
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """:meth:`embed_documents` in a worker thread."""
+        import asyncio
+
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """:meth:`embed_query` in a worker thread."""
+        import asyncio
+
+        return await asyncio.to_thread(self.embed_query, text)
+
+
 # -- local: all-MiniLM-L6-v2 as ONNX -----------------------------------------------------------------
 
 
@@ -87,7 +118,7 @@ def _default_model_path() -> Path:
     return Path(str(resource))
 
 
-class LocalEmbeddings(Embeddings):
+class LocalEmbeddings(_Embedder):
     """all-MiniLM-L6-v2 on onnxruntime: offline, no torch; 384-dimensional unit vectors.
 
     Inputs are truncated at 256 word pieces, mean-pooled over the attention mask and L2-normalised,
@@ -253,55 +284,198 @@ def _openai_errors(model: str) -> Iterator[None]:
         raise translated from exc
 
 
-class _OpenAIEmbeddings(Embeddings):
-    """langchain-openai's embedder, raising ragstream errors instead of openai's."""
+class _ConcurrencyLimit:
+    """How many requests may be in flight: additive increase, multiplicative decrease (AIMD).
 
-    def __init__(self, inner: Embeddings, model: str) -> None:
-        self.inner = inner
+    Starts at ``ceiling``; each 429 halves it (once per round of requests in flight: the 429s of
+    requests sent before the last cut do not cut again) and holds every new request until the
+    server's Retry-After has passed; each success adds ``1/limit``, about one per round trip, back
+    up to ``ceiling``.
+    """
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling
+        self.limit = float(ceiling)
+        self.in_flight = 0
+        self.peak = 0
+        self._cut_at = 0  # the request serial number at the last cut
+        self._serial = 0
+        self._resume_at = 0.0
+        self._cond = threading.Condition()
+
+    def acquire(self) -> int:
+        """Wait for a slot (and for any Retry-After pause); return this request's serial number."""
+        with self._cond:
+            while True:
+                wait = self._resume_at - time.monotonic()
+                if wait <= 0 and self.in_flight < max(1, int(self.limit)):
+                    break
+                self._cond.wait(timeout=wait if wait > 0 else None)
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            self._serial += 1
+            return self._serial
+
+    def release(self, serial: int, *, throttled: bool = False, pause: float = 0.0) -> None:
+        """Free the slot; after a 429, shrink (once per round) and pause everyone for ``pause`` s."""
+        with self._cond:
+            self.in_flight -= 1
+            if throttled:
+                if serial > self._cut_at:
+                    self.limit = max(1.0, self.limit / 2)
+                    self._cut_at = self._serial
+                self._resume_at = max(self._resume_at, time.monotonic() + pause)
+            else:
+                self.limit = min(float(self.ceiling), self.limit + 1 / self.limit)
+            self._cond.notify_all()
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked to wait (``retry-after-ms`` or ``Retry-After``), if it said."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                continue
+            return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+class OpenAIEmbeddings(_Embedder):
+    """OpenAI embeddings with the requests of one call in flight together, at most ``concurrency``.
+
+    Texts go out in requests of ``batch_size``; the vectors come back in the order of the texts.
+    A 429 halves the number of requests in flight and holds new ones for the server's Retry-After
+    (or an exponential backoff with jitter when it gives none) before the request is tried again;
+    429, 5xx, timeouts and connection errors are retried ``max_retries`` times, then raised as
+    :class:`~ragstream.errors.Throttled` or :class:`~ragstream.errors.ServiceUnavailable`; other
+    refusals become a :class:`~ragstream.errors.ConfigError` at once. The openai client is made on
+    first use (no network call, no import before).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str,
+        base_url: str | None = None,
+        dimensions: int | None = None,
+        batch_size: int = 128,
+        concurrency: int = 4,
+        max_retries: int = 6,
+        timeout: float = 60.0,
+        backoff: float = 0.5,
+    ) -> None:
+        if batch_size < 1 or concurrency < 1:
+            raise ValueError("batch_size and concurrency must be at least 1")
         self.model = model
+        self.dimensions = dimensions
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self._client_args: dict[str, Any] = {"api_key": api_key, "base_url": base_url, "timeout": timeout}
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self.last_limit: _ConcurrencyLimit | None = None  # the last call's limiter, for tests and logs
+
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import openai
+
+                # retries are ours: the SDK's would retry-storm behind the concurrency limit's back
+                self._client = openai.OpenAI(**self._client_args, max_retries=0)
+            return self._client
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        with _openai_errors(self.model):
-            return self.inner.embed_documents(texts)
+        """Embed texts in concurrent requests of ``batch_size``; the result keeps their order."""
+        if not texts:
+            return []
+        batches = [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
+        limit = _ConcurrencyLimit(min(self.concurrency, len(batches)))
+        self.last_limit = limit
+        client = self._get_client()
+        if len(batches) == 1:
+            return self._embed_batch(client, batches[0], limit)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=limit.ceiling, thread_name_prefix="openai-embed") as pool:
+            futures = [pool.submit(self._embed_batch, client, batch, limit) for batch in batches]
+            try:
+                results = [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()  # a refused key or a lasting 429: send nothing more
+                raise
+        return [vector for batch in results for vector in batch]
 
     def embed_query(self, text: str) -> list[float]:
-        with _openai_errors(self.model):
-            return self.inner.embed_query(text)
+        """Embed one text, exactly as :meth:`embed_documents` would."""
+        return self.embed_documents([text])[0]
 
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        with _openai_errors(self.model):
-            return await self.inner.aembed_documents(texts)
+    def _embed_batch(self, client: Any, batch: list[str], limit: _ConcurrencyLimit) -> list[list[float]]:
+        import openai
 
-    async def aembed_query(self, text: str) -> list[float]:
-        with _openai_errors(self.model):
-            return await self.inner.aembed_query(text)
+        kwargs: dict[str, Any] = {"model": self.model, "input": batch}
+        if self.dimensions is not None:
+            kwargs["dimensions"] = self.dimensions
+        attempt = 0
+        while True:
+            serial = limit.acquire()
+            try:
+                response = client.embeddings.create(**kwargs)
+            except (openai.RateLimitError, openai.APIConnectionError, openai.InternalServerError) as exc:
+                throttled = isinstance(exc, openai.RateLimitError)
+                pause = _retry_after(exc) if throttled else None
+                if pause is None:
+                    pause = random.uniform(0.5, 1.0) * min(20.0, self.backoff * 2**attempt)
+                limit.release(serial, throttled=throttled, pause=pause if throttled else 0.0)
+                if attempt >= self.max_retries:
+                    with _openai_errors(self.model):
+                        raise
+                attempt += 1
+                if not throttled:
+                    time.sleep(pause)
+                continue
+            except Exception:
+                limit.release(serial)
+                with _openai_errors(self.model):
+                    raise
+            limit.release(serial)
+            data = sorted(response.data, key=lambda item: item.index)
+            return [list(item.embedding) for item in data]
 
 
 def _openai_embeddings(settings: Settings) -> Embeddings:
-    from langchain_openai import OpenAIEmbeddings
-
     if settings.openai_api_key is None:
         raise ConfigError(
             "the OpenAI embedder needs a key: set OPENAI_API_KEY, or resolve "
             "RAGSTREAM_OPENAI_API_KEY_PARAMETER with Settings.resolve_secrets() first"
         )
-    kwargs: dict[str, Any] = {}
-    if settings.embedding_dimensions is not None:
-        kwargs["dimensions"] = settings.embedding_dimensions
-    inner = OpenAIEmbeddings(
+    return OpenAIEmbeddings(
         model=settings.embedding_model,
-        api_key=settings.openai_api_key,
+        api_key=settings.openai_api_key.get_secret_value(),
         base_url=settings.openai_base_url,
-        max_retries=settings.openai_max_retries,
-        timeout=settings.openai_timeout,  # the alias of request_timeout
+        dimensions=settings.embedding_dimensions,
         # texts per request, also kept under OpenAI's 300k tokens per request whatever the chunk size
-        chunk_size=min(
+        batch_size=min(
             settings.embedding_batch_size, max(1, OPENAI_TOKENS_PER_REQUEST // settings.chunk_size)
         ),
-        check_embedding_ctx_length=False,  # no tiktoken (it downloads its BPE files); chunks are bounded
-        **kwargs,
+        concurrency=settings.openai_concurrency,
+        max_retries=settings.openai_max_retries,
+        timeout=settings.openai_timeout,
     )
-    return _OpenAIEmbeddings(inner, settings.embedding_model)
 
 
 # -- factory -------------------------------------------------------------------------------------------

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .index import QdrantIndex, SearchFilter
 from .model import Answer, Citation, SearchHit
 from .tracing import NO_SPAN, NOOP, ResolvedPrompt, Span, Tracer, to_template
@@ -293,6 +291,8 @@ class Retriever:
             return Answer(
                 question=question, answer=NO_ANSWER, citations=[], grounded=False, model="extractive"
             )
+        import numpy as np
+
         vectors = np.asarray(self.embedder.embed_documents([s for _, s in candidates]), dtype=np.float32)
         q = np.asarray(qvec, dtype=np.float32)
         scores = vectors @ q / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q) + 1e-9)

@@ -122,13 +122,14 @@ def test_dockerfiles_install_only_their_own_extra_from_the_pinned_set() -> None:
         args = shlex.split(installs[0])
         assert [a for a in args if a.startswith(".[")] == [f".[{image}]"]
         assert "--constraint" in args and "constraints.txt" in args
+        assert args[args.index("--override") + 1] == "overrides.txt"
         assert "ENV HOME=/tmp" in text and "DO_NOT_TRACK=1" in text
         assert not re.search(r"torch|cuda|onnxruntime", text.split("# -- run")[0].split("FROM")[-1], re.I)
 
 
 def test_dockerignore_keeps_the_context_small() -> None:
     lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-    assert "**" in lines and "!src/" in lines and "!constraints.txt" in lines
+    assert "**" in lines and "!src/" in lines and "!constraints.txt" in lines and "!overrides.txt" in lines
 
 
 # -- IAM ---------------------------------------------------------------------------------------------------

@@ -1,13 +1,18 @@
 """A small, real OpenAI-compatible HTTP server for tests: embeddings and chat completions.
 
 It listens on an ephemeral port of 127.0.0.1, records every request, and can be told to fail
-(429, 500, any status) a number of times before it answers. Embeddings are deterministic: a hash of
-the input seeds the vector, so the same text always gets the same unit vector.
+(429, 500, any status) a number of times before it answers. For concurrency it counts the requests
+in flight (each recorded request carries the count at its arrival, ``peak_in_flight`` the most),
+waits ``delay`` seconds per request, and rate-limits deterministically: every Nth embeddings request
+(``rate_limit_every``), and/or any embeddings request arriving while ``capacity`` are in flight.
+Embeddings are deterministic: a hash of the input seeds the vector, so the same text always gets the
+same unit vector.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import random
@@ -49,6 +54,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]  # names in lower case
     body: Any
+    at: float = 0.0  # time.monotonic() at arrival
+    in_flight: int = 0  # requests in flight at its arrival, itself included
 
 
 @dataclass
@@ -64,9 +71,15 @@ class OpenAIServer:
     chat_reply: ChatReply = field(default=lambda body: "ok")
     api_key: str | None = None  # when set, other bearer tokens get 401
     retry_after_ms: int | None = 1  # sent with 429/5xx besides Retry-After: 0, so clients retry at once
-    delay: float = 0.0  # seconds to wait before answering
+    delay: float = 0.0  # seconds to wait before answering (the latency of each request)
+    retry_after: float = 0.0  # the Retry-After header of 429/5xx answers, in seconds
+    rate_limit_every: int = 0  # answer 429 to every Nth embeddings request (0: never)
+    capacity: int | None = None  # answer 429 to embeddings requests arriving while this many are in flight
 
     requests: list[RecordedRequest] = field(default_factory=list, init=False)
+    in_flight: int = field(default=0, init=False)
+    peak_in_flight: int = field(default=0, init=False)
+    throttled: list[RecordedRequest] = field(default_factory=list, init=False)  # those answered 429
     _failures: list[_Failure] = field(default_factory=list, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _httpd: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
@@ -135,18 +148,32 @@ class OpenAIServer:
 
     # -- what the handler asks -----------------------------------------------------------------------
 
-    def _record(self, request: RecordedRequest) -> int | None:
-        """Record a request; return the status to fail it with, if a failure is pending."""
+    def _record(self, request: RecordedRequest) -> tuple[RecordedRequest, int | None]:
+        """Record a request as in flight; return it and the status to fail it with, if any."""
         with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            request = dataclasses.replace(request, at=time.monotonic(), in_flight=self.in_flight)
             self.requests.append(request)
+            if request.path.endswith("/embeddings"):
+                serial = sum(r.path == request.path for r in self.requests)
+                if (self.rate_limit_every and serial % self.rate_limit_every == 0) or (
+                    self.capacity is not None and self.in_flight > self.capacity
+                ):
+                    self.throttled.append(request)
+                    return request, 429
             if not self._failures:
-                return None
+                return request, None
             failure = self._failures[0]
             if failure.times is not None:
                 failure.times -= 1
                 if failure.times <= 0:
                     self._failures.pop(0)
-            return failure.status
+            return request, failure.status
+
+    def _done(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
 
 _ERRORS = {
@@ -182,9 +209,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, body: Any) -> None:
         owner = self.owner
         path = self.path.split("?", 1)[0]
-        status = owner._record(
+        _, status = owner._record(
             RecordedRequest(self.command, path, {k.lower(): v for k, v in self.headers.items()}, body)
         )
+        try:
+            self._answer(path, body, status)
+        finally:
+            owner._done()
+
+    def _answer(self, path: str, body: Any, status: int | None) -> None:
+        owner = self.owner
         if owner.delay:
             time.sleep(owner.delay)
         token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
@@ -210,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
         masked = f"{token[:3]}****{token[-4:]}" if len(token) > 8 else "****"
         headers: dict[str, str] = {}
         if status == 429 or status >= 500:
-            headers["Retry-After"] = "0"
+            headers["Retry-After"] = f"{self.owner.retry_after:g}"
             if self.owner.retry_after_ms is not None:
                 headers["retry-after-ms"] = str(self.owner.retry_after_ms)
         error = {"message": message.format(key=masked), "type": kind, "param": None, "code": code}

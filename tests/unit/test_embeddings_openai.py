@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,7 +76,9 @@ def test_vectors_and_batching(openai_server: OpenAIServer, connections: list[Any
     assert vectors == [pytest.approx(fake_embedding(t, 16), abs=1e-6) for t in texts]
     assert query == pytest.approx(fake_embedding("a question", 16), abs=1e-6)
     calls = openai_server.requests_to("/v1/embeddings")
-    assert [len(c.body["input"]) for c in calls] == [4, 4, 2, 1]
+    # (the document's three requests go out together: they may arrive in any order)
+    assert sorted(len(c.body["input"]) for c in calls[:3]) == [2, 4, 4] and len(calls[3].body["input"]) == 1
+    assert sorted(t for c in calls[:3] for t in c.body["input"]) == sorted(texts)
     assert all(c.body["model"] == "text-embedding-3-small" and c.body["dimensions"] == 16 for c in calls)
     assert all(isinstance(t, str) for c in calls for t in c.body["input"])  # raw text, no tiktoken ids
     assert calls[0].headers["authorization"] == f"Bearer {KEY}"
@@ -202,3 +205,87 @@ def test_chat_through_the_peer_and_translated_errors(
     assert isinstance(translate_openai_error(caught.value, model="gpt-4o-mini"), Throttled)
     other = ValueError("not openai")
     assert translate_openai_error(other) is other
+
+
+# -- requests in flight together, bounded, and shrinking on 429 ----------------------------------------
+
+
+def test_requests_go_out_together_up_to_the_bound(
+    openai_server: OpenAIServer, connections: list[Any]
+) -> None:
+    # GIVEN a server taking 0.2 s per request, and an embedder allowed 3 requests in flight
+    openai_server.delay = 0.2
+    embedder = build_embeddings(_settings(openai_server, embedding_batch_size=2, openai_concurrency=3))
+    texts = [f"chunk {i}" for i in range(24)]
+    # WHEN it embeds 12 requests' worth of texts
+    started = time.monotonic()
+    vectors = embedder.embed_documents(texts)
+    wall = time.monotonic() - started
+    # THEN exactly 3 were in flight at the peak, never more, and the wall is ~4 rounds, not 12
+    assert openai_server.peak_in_flight == 3
+    assert len(openai_server.requests) == 12
+    assert wall < 12 * 0.2 * 0.6
+    # AND the vectors keep the order of the texts
+    assert vectors == [pytest.approx(fake_embedding(t, 16), abs=1e-6) for t in texts]
+
+
+def test_one_at_a_time_when_the_bound_is_one(openai_server: OpenAIServer, connections: list[Any]) -> None:
+    openai_server.delay = 0.02
+    embedder = build_embeddings(_settings(openai_server, embedding_batch_size=1, openai_concurrency=1))
+    embedder.embed_documents([f"t{i}" for i in range(6)])
+    assert openai_server.peak_in_flight == 1
+    assert [r.body["input"] for r in openai_server.requests] == [[f"t{i}"] for i in range(6)]
+
+
+def test_429s_shrink_concurrency_instead_of_a_retry_storm(
+    openai_server: OpenAIServer, connections: list[Any]
+) -> None:
+    # GIVEN a server that can take only 2 requests at once (429 beyond), 50 ms per request
+    openai_server.delay = 0.05
+    openai_server.capacity = 2
+    embedder = build_embeddings(
+        _settings(openai_server, embedding_batch_size=1, openai_concurrency=8, openai_max_retries=20)
+    )
+    texts = [f"chunk {i}" for i in range(60)]
+    # WHEN an embedder allowed 8 in flight embeds 60 requests' worth
+    vectors = embedder.embed_documents(texts)
+    # THEN every vector is there, in order
+    assert vectors == [pytest.approx(fake_embedding(t, 16), abs=1e-6) for t in texts]
+    # AND the embedder came down from 8 towards the server's 2. AIMD probes upwards by one request
+    # per round and is cut back by a 429: about one 429 per 3-4 successes after the first burst
+    # (~25 here); 8 workers retrying regardless would meet ~6 429s per round: ~180.
+    requests = openai_server.requests
+    assert openai_server.peak_in_flight <= 8
+    assert len(openai_server.throttled) <= 40, len(openai_server.throttled)
+    late = requests[len(requests) // 2 :]
+    assert max(r.in_flight for r in late) <= 4
+    assert embedder.last_limit is not None and embedder.last_limit.limit < 8
+
+
+def test_retry_after_is_honoured(openai_server: OpenAIServer, connections: list[Any]) -> None:
+    # GIVEN a server answering 429 to every 3rd request with Retry-After: 0.3 s
+    openai_server.rate_limit_every = 3
+    openai_server.retry_after = 0.3
+    openai_server.retry_after_ms = None
+    embedder = build_embeddings(_settings(openai_server, embedding_batch_size=1, openai_concurrency=2))
+    texts = [f"t{i}" for i in range(5)]
+    # WHEN it embeds
+    vectors = embedder.embed_documents(texts)
+    # THEN after each 429 nothing new was sent for 0.3 s (a request already on its way when the
+    # 429 was answered may arrive in the first few ms), and the vectors are all there
+    assert vectors == [pytest.approx(fake_embedding(t, 16), abs=1e-6) for t in texts]
+    requests = openai_server.requests
+    assert openai_server.throttled
+    for throttled in openai_server.throttled:
+        later = [r.at - throttled.at for r in requests if r.at > throttled.at + 0.05]
+        assert all(gap >= 0.29 for gap in later), later
+    assert len(requests) == len(texts) + len(openai_server.throttled)
+
+
+def test_a_refused_key_stops_the_batch(openai_server: OpenAIServer, connections: list[Any]) -> None:
+    openai_server.api_key = "sk-the-right-one"
+    openai_server.delay = 0.05
+    embedder = build_embeddings(_settings(openai_server, embedding_batch_size=1, openai_concurrency=2))
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        embedder.embed_documents([f"t{i}" for i in range(40)])
+    assert len(openai_server.requests) < 40  # the pending requests were never sent
