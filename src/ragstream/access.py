@@ -45,6 +45,8 @@ from .index import SearchFilter
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .ledger import Ledger
+    from .model import DocumentRecord, Status
 
 __all__ = [
     "ApiKey",
@@ -53,6 +55,7 @@ __all__ = [
     "KeyRing",
     "Scope",
     "covers",
+    "list_in_scope",
     "under",
 ]
 
@@ -215,9 +218,8 @@ class KeyRing:
                         raise ConfigError(
                             f"API key {key_id!r}: prefix {prefix!r} is not a source URI (s3://bucket/folder/)"
                         )
-            keys.append(
-                ApiKey(key_id, parsed.key.encode("utf-8"), parsed.prefixes and tuple(parsed.prefixes))
-            )
+            scope = None if parsed.prefixes is None else tuple(parsed.prefixes)
+            keys.append(ApiKey(key_id, parsed.key.encode("utf-8"), scope))
         return cls(keys)
 
     def authenticate(self, given: str | None) -> Scope | None:
@@ -363,3 +365,64 @@ class FeedbackSigner:
         if not token:
             return False
         return hmac.compare_digest(token.encode(), self.token(trace_id, scope).encode())
+
+
+# -- the ledger, within a scope ----------------------------------------------------------------------------
+
+
+def list_in_scope(
+    ledger: Ledger,
+    scope: Scope,
+    *,
+    status: Status | None = None,
+    prefix: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> tuple[list[DocumentRecord], str | None]:
+    """One page of the ledger records ``scope`` may read, filtered like :meth:`Ledger.list`.
+
+    Unrestricted: the ledger's own page and cursor. Restricted: the scope's prefixes (those inside
+    the request's ``prefix``) are listed one after the other; the cursor names which one and the
+    ledger's cursor within it. Each listing is bounded by its prefix in the ledger's own query, and
+    every record is checked against the scope again, so a crafted cursor (another prefix's source,
+    another listing) can only move within the caller's own records. A cursor of another shape
+    raises ValueError. A page may hold fewer than ``limit`` records while the cursor is not None.
+    """
+    if scope.unrestricted:
+        return ledger.list(status=status, prefix=prefix, limit=limit, cursor=cursor)
+    listings = scope.listing(prefix)
+    index, inner = _decode_scoped_cursor(cursor) if cursor else (0, None)
+    if not listings:
+        if cursor:
+            raise ValueError("invalid cursor")
+        return [], None
+    if index >= len(listings):
+        raise ValueError("invalid cursor")
+    records, inner_next = ledger.list(status=status, prefix=listings[index], limit=limit, cursor=inner)
+    kept = [r for r in records if scope.allows(r.source) and (not prefix or r.source.startswith(prefix))]
+    if inner_next is not None:
+        return kept, _encode_scoped_cursor(index, inner_next)
+    if index + 1 < len(listings):
+        return kept, _encode_scoped_cursor(index + 1, None)
+    return kept, None
+
+
+_CURSOR_MARK = "s1."
+
+
+def _encode_scoped_cursor(index: int, inner: str | None) -> str:
+    raw = json.dumps([index, inner], separators=(",", ":")).encode()
+    return _CURSOR_MARK + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_scoped_cursor(cursor: str) -> tuple[int, str | None]:
+    if not cursor.startswith(_CURSOR_MARK):
+        raise ValueError("invalid cursor")
+    body = cursor[len(_CURSOR_MARK) :]
+    try:
+        index, inner = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (ValueError, TypeError):
+        raise ValueError("invalid cursor") from None
+    if not isinstance(index, int) or index < 0 or not (inner is None or isinstance(inner, str)):
+        raise ValueError("invalid cursor")
+    return index, inner

@@ -6,8 +6,11 @@ handler calls ``app.resolve(event, context)``; the local server turns HTTP reque
 events.
 
 Before routing, a gate answers 413 for a body over ``max_body_bytes`` and 401 without the right
-``x-api-key`` (compared in constant time); ``/health``, ``/openapi.json`` and CORS pre-flights are
-open. It runs before validation so that an anonymous caller never learns more than 401.
+``x-api-key`` (compared in constant time with every configured key) or, with ``RAGSTREAM_AUTH=jwt``,
+without the claims of the HTTP API's JWT authorizer; ``/health``, ``/openapi.json`` and CORS
+pre-flights are open. It runs before validation so that an anonymous caller never learns more than
+401. The caller's :class:`~ragstream.access.Scope` is then ANDed into every read of every route (see
+``access.py``): search hits, answers and citations, ledger records and cursors, feedback.
 
 ``GET /documents/{source}`` carries the source URI (``s3://bucket/key``, ``file:///path``) either
 URL-encoded in one segment (``/documents/s3%3A%2F%2Fbucket%2Fa%2Fb.pdf``) or as is, slashes and
@@ -18,7 +21,6 @@ way the text after ``/documents/`` is percent-decoded exactly once.
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 import logging
 from collections.abc import Mapping
@@ -27,7 +29,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 from urllib.parse import quote, unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.exceptions import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    ServiceError,
+)
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -36,6 +43,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from .access import Authenticator, FeedbackSigner, Scope, list_in_scope
 from .errors import ConfigError, RagstreamError, TransientError
 from .index import SearchFilter
 from .model import Answer, DocumentRecord, SearchHit, Status
@@ -83,8 +91,8 @@ MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,128}$
 TraceKey = Annotated[str, StringConstraints(pattern=r"^[ -~]{1,200}$")]
 
 
-class Filter(SearchFilter):
-    """Restricts a search; every field given must match (AND)."""
+class Filter(BaseModel):
+    """Restricts a search; every field given must match (AND). The caller's scope is ANDed to it."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -102,6 +110,12 @@ class Filter(SearchFilter):
         max_length=16,
         description="Equality on the object's user metadata (x-amz-meta-*): {'team': 'finance'}.",
     )
+
+    def to_search_filter(self) -> SearchFilter:
+        """The index filter of this request (its scope is added by the core, never by the client)."""
+        return SearchFilter(
+            source_prefix=self.source_prefix, content_type=self.content_type, metadata=dict(self.metadata)
+        )
 
 
 class SearchRequest(BaseModel):
@@ -143,6 +157,14 @@ class AskRequest(BaseModel):
     )
 
 
+class ScopedAnswer(Answer):
+    """An answer, and the token that lets its asker (or a caller of the same scope) give feedback."""
+
+    feedback_token: str | None = Field(
+        default=None, description="Send it back with the trace_id to POST /feedback."
+    )
+
+
 class DocumentList(BaseModel):
     """One page of ledger records; pass ``next_cursor`` back as ``cursor`` for the next one."""
 
@@ -156,6 +178,11 @@ class Feedback(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     trace_id: str = Field(min_length=1, max_length=256, description="The trace_id of the answer.")
+    feedback_token: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The feedback_token of the answer; required for an API key or token bound to prefixes.",
+    )
     score: float = Field(ge=0, le=1, allow_inf_nan=False, description="0 (bad) to 1 (good).")
     comment: str | None = Field(default=None, max_length=4000)
 
@@ -259,25 +286,37 @@ def _body_bytes(event: Mapping[str, Any]) -> int:
 
 
 class QueryResolver(APIGatewayHttpResolver):
-    """``APIGatewayHttpResolver`` with a gate (size, API key) and one-segment document paths."""
+    """``APIGatewayHttpResolver`` with a gate (size, authentication) and one-segment document paths.
 
-    def __init__(self, *, api_key: str | None, max_body_bytes: int, cors: CORSConfig | None) -> None:
+    The gate puts the caller's scope in ``app.context["scope"]`` for the routes (requests are
+    resolved one at a time: one per Lambda invocation, and under a lock in ``ragstream serve``).
+    """
+
+    def __init__(self, *, auth: Authenticator, max_body_bytes: int, cors: CORSConfig | None) -> None:
         # debug=False always: debug mode answers a traceback, whatever POWERTOOLS_DEV says.
         super().__init__(cors=cors, debug=False, enable_validation=True)
-        self._api_key = api_key.encode() if api_key else None
+        self.auth = auth
         self.max_body_bytes = max_body_bytes
 
     @property
     def is_open(self) -> bool:
-        """True when no API key is configured: every route answers anyone."""
-        return self._api_key is None
+        """True when no API key or JWT is configured: every route answers anyone."""
+        return self.auth.open
+
+    @property
+    def scope(self) -> Scope:
+        """The scope of the request being resolved (set by the gate; nothing when unset)."""
+        scope = self.context.get("scope")
+        return scope if isinstance(scope, Scope) else Scope.of("none", [])
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext | Any) -> dict[str, Any]:
         """Gate the request, then route it."""
         event = _one_segment_source(event)
         rejection = self._gate(event)
-        if rejection is not None:
+        if isinstance(rejection, dict):
             return rejection
+        if rejection is not None:
+            self.append_context(scope=rejection)
         return super().resolve(event, context)
 
     def reject(self, event: Mapping[str, Any], status: int, message: str) -> dict[str, Any]:
@@ -296,16 +335,18 @@ class QueryResolver(APIGatewayHttpResolver):
             event, 413, f"request body is {size} bytes; the limit is {self.max_body_bytes} bytes"
         )
 
-    def _gate(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
+    def _gate(self, event: Mapping[str, Any]) -> dict[str, Any] | Scope | None:
+        """A rejection, or the caller's scope (None on open paths and pre-flights)."""
         size = _body_bytes(event)
         if size > self.max_body_bytes:
             return self.too_large(event, size)
         method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
-        if self._api_key is not None and method != "OPTIONS" and _route_path(event)[1] not in OPEN_PATHS:
-            given = _header(event, API_KEY_HEADER)
-            sent = given.encode("utf-8", "surrogatepass") if given is not None else b""
-            if given is None or not hmac.compare_digest(sent, self._api_key):
-                return self.reject(event, 401, f"missing or wrong {API_KEY_HEADER} header")
+        scope: Scope | None = None
+        if method != "OPTIONS" and _route_path(event)[1] not in OPEN_PATHS:
+            scope = self.auth.scope(event, _header(event, API_KEY_HEADER))
+            if scope is None:
+                what = "JWT" if self.auth.jwt is not None else f"{API_KEY_HEADER} header"
+                return self.reject(event, 401, f"missing or wrong {what}")
         content_type = (_header(event, "content-type") or "").split(";")[0].strip().lower()
         if size and content_type and not content_type.endswith("json"):
             # Powertools would parse forms and multipart bodies (a 500 on a missing boundary): JSON only.
@@ -315,7 +356,7 @@ class QueryResolver(APIGatewayHttpResolver):
                 base64.b64decode(str(event.get("body")), validate=True).decode("utf-8")
             except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
                 return self.reject(event, 400, "request body is not UTF-8 JSON")
-        return None
+        return scope
 
 
 def _one_segment_source(event: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -385,11 +426,17 @@ def build_app(
     ledger: Ledger,
     settings: Settings,
     feedback_sink: FeedbackSink = log_feedback,
+    *,
+    auth: Authenticator | None = None,
 ) -> QueryResolver:
-    """The query API over one retriever and one ledger; build once per process, reuse for every request."""
-    api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    """The query API over one retriever and one ledger; build once per process, reuse for every request.
+
+    ``auth`` defaults to the settings' (API keys, or JWT claims).
+    """
+    auth = auth if auth is not None else Authenticator.from_settings(settings)
+    signer = FeedbackSigner.from_settings(settings, auth)
     app = QueryResolver(
-        api_key=api_key or None,
+        auth=auth,
         max_body_bytes=int(getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
         cors=_cors(settings),
     )
@@ -448,7 +495,8 @@ def build_app(
         responses=_responses(SearchResponse),
     )
     def search(body: SearchRequest) -> SearchResponse:
-        hits = retriever.search(body.query, top_k=body.top_k, flt=body.filter, **_trace_keys(body))
+        flt = body.filter.to_search_filter() if body.filter else None
+        hits = retriever.search(body.query, top_k=body.top_k, flt=flt, scope=app.scope, **_trace_keys(body))
         return SearchResponse(query=body.query, hits=hits)
 
     @app.post(
@@ -456,10 +504,14 @@ def build_app(
         summary="An answer with numbered citations",
         tags=["query"],
         security=secured,
-        responses=_responses(Answer),
+        responses=_responses(ScopedAnswer),
     )
-    def ask(body: AskRequest) -> Answer:
-        return retriever.ask(body.question, top_k=body.top_k, flt=body.filter, **_trace_keys(body))
+    def ask(body: AskRequest) -> ScopedAnswer:
+        scope = app.scope
+        flt = body.filter.to_search_filter() if body.filter else None
+        answer = retriever.ask(body.question, top_k=body.top_k, flt=flt, scope=scope, **_trace_keys(body))
+        token = signer.token(answer.trace_id, scope) if answer.trace_id else None
+        return ScopedAnswer(**answer.model_dump(), feedback_token=token)
 
     @app.get(
         "/documents",
@@ -479,8 +531,8 @@ def build_app(
         ] = None,
     ) -> DocumentList:
         try:
-            records, next_cursor = ledger.list(
-                status=status, prefix=prefix or None, limit=limit, cursor=cursor or None
+            records, next_cursor = list_in_scope(
+                ledger, app.scope, status=status, prefix=prefix or None, limit=limit, cursor=cursor or None
             )
         except ValueError:
             what = "cursor: pass back the next_cursor of the previous page" if cursor else "query"
@@ -500,6 +552,8 @@ def build_app(
         source: Annotated[str, Path(description="The source URI, e.g. s3://bucket/key.")],
     ) -> DocumentRecord:
         uri = unquote(source)
+        if not app.scope.allows(uri):  # the same answer as a missing record: existence is not disclosed
+            raise NotFoundError(f"no document {uri!r} in the ledger")
         try:
             record = ledger.get(uri)
         except ValueError:
@@ -514,9 +568,13 @@ def build_app(
         tags=["feedback"],
         security=secured,
         status_code=202,
-        responses=_responses(FeedbackResult, 202),
+        responses=_responses(FeedbackResult, 202, e403="feedback_token missing or of another scope"),
     )
     def feedback(body: Feedback) -> FeedbackResult:
+        scope = app.scope
+        if not scope.unrestricted and not signer.verify(body.trace_id, scope, body.feedback_token):
+            # a restricted caller scores only answers given to its own scope
+            raise ForbiddenError("feedback_token is missing or is not that of an answer given to this caller")
         return feedback_sink(body)
 
     @app.get("/health", summary="Liveness, and whether the index is reachable", tags=["ops"], security=[])

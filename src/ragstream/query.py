@@ -7,6 +7,7 @@ the Langfuse prompt version used), under a root named ``ask`` or ``search``.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,9 +23,12 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
     from langchain_core.language_models import BaseChatModel
 
+    from .access import Scope
     from .config import Settings
 
 __all__ = ["NO_ANSWER", "Retriever", "load_prompt"]
+
+log = logging.getLogger(__name__)
 
 #: What the chat model is told to say, verbatim, when the sources do not answer.
 NO_ANSWER = "I cannot answer this from the indexed documents."
@@ -101,12 +105,14 @@ class Retriever:
         flt: SearchFilter | None = None,
         user_id: str | None = None,
         session_id: str | None = None,
+        scope: Scope | None = None,
     ) -> list[SearchHit]:
-        """The chunks nearest to ``query``, best first."""
+        """The chunks nearest to ``query`` within ``scope`` (None: everything), best first."""
         k = top_k or self.settings.top_k
-        with self._trace("search", query, k, flt, user_id, session_id) as trace:
+        flt = scope.restrict(flt) if scope is not None else flt
+        with self._trace("search", query, k, flt, user_id, session_id, scope) as trace:
             vector = self._embed_query(query, trace)
-            hits = self._search(vector, k, flt, query=query, trace=trace)
+            hits = self._search(vector, k, flt, query=query, trace=trace, scope=scope)
             trace.update(output={"hits": len(hits)})
         return hits
 
@@ -118,6 +124,7 @@ class Retriever:
         *,
         query: str = "",
         trace: Span = NO_SPAN,
+        scope: Scope | None = None,
     ) -> list[SearchHit]:
         with trace.child(
             "retrieve",
@@ -125,6 +132,11 @@ class Retriever:
             input={"query": query, "top_k": top_k, "filter": _filter_json(flt)},
         ) as span:
             hits = [_hit(p) for p in self.index.search(vector, limit=top_k, flt=flt)]
+            if scope is not None:  # the index filtered already; a hit out of scope is a store's bug
+                strays = [h.source for h in hits if not scope.allows(h.source)]
+                if strays:
+                    log.error("the index returned %d hit(s) outside the caller's scope; dropped", len(strays))
+                    hits = [h for h in hits if scope.allows(h.source)]
             span.update(
                 output=[
                     {
@@ -168,6 +180,7 @@ class Retriever:
         flt: SearchFilter | None,
         user_id: str | None,
         session_id: str | None,
+        scope: Scope | None = None,
     ) -> Span:
         return self.tracer.start_trace(
             name,
@@ -177,7 +190,10 @@ class Retriever:
                 "filter": _filter_json(flt),
             },
             tags=[name],
-            metadata={"collection": self.index.collection},
+            metadata={
+                "collection": self.index.collection,
+                **({"principal": scope.principal} if scope is not None else {}),
+            },
             user_id=user_id,
             session_id=session_id,
         )
@@ -191,11 +207,14 @@ class Retriever:
         flt: SearchFilter | None = None,
         user_id: str | None = None,
         session_id: str | None = None,
+        scope: Scope | None = None,
     ) -> Answer:
-        """An answer grounded in the retrieved chunks, citing them as [n]; ``trace_id`` when traced."""
+        """An answer grounded in the chunks retrieved within ``scope``, citing them as [n];
+        ``trace_id`` when traced."""
         k = top_k or self.settings.top_k
-        with self._trace("ask", question, k, flt, user_id, session_id) as trace:
-            answer = self._ask(question, k, flt, trace)
+        flt = scope.restrict(flt) if scope is not None else flt
+        with self._trace("ask", question, k, flt, user_id, session_id, scope) as trace:
+            answer = self._ask(question, k, flt, trace, scope)
             trace.update(
                 output={
                     "answer": answer.answer,
@@ -210,9 +229,11 @@ class Retriever:
             answer = answer.model_copy(update={"trace_id": trace.trace_id})
         return answer
 
-    def _ask(self, question: str, top_k: int, flt: SearchFilter | None, trace: Span) -> Answer:
+    def _ask(
+        self, question: str, top_k: int, flt: SearchFilter | None, trace: Span, scope: Scope | None = None
+    ) -> Answer:
         vector = self._embed_query(question, trace)
-        hits = self._search(vector, top_k, flt, query=question, trace=trace)
+        hits = self._search(vector, top_k, flt, query=question, trace=trace, scope=scope)
         if not hits:
             return Answer(
                 question=question, answer=NO_ANSWER, citations=[], grounded=False, model=self._model_name
