@@ -18,6 +18,7 @@ import numpy as np
 from .index import QdrantIndex, SearchFilter
 from .model import Answer, Citation, SearchHit
 from .tracing import NO_SPAN, NOOP, ResolvedPrompt, Span, Tracer, to_template
+from .untrusted import is_instruction, neutralise
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -39,7 +40,8 @@ MIN_SENTENCE_WORDS = 5
 MAX_SENTENCES = 3
 SENTENCE_MARGIN = 0.12
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{1,}")
-_CITE = re.compile(r"\[(\d{1,3})\]")
+#: A citation: [1], or several in one pair of brackets, [1, 3].
+_CITE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 
 def load_prompt(name: str = "answer") -> str:
@@ -263,7 +265,7 @@ class Retriever:
         from .embeddings import translate_openai_error
 
         resolved = self.prompt()
-        prompt = resolved.compile(sources=format_sources(hits), question=question)
+        prompt = resolved.compile(sources=format_sources(hits), question=neutralise(question))
         generation = trace.child(
             "answer",
             as_type="generation",
@@ -288,17 +290,16 @@ class Retriever:
             return Answer(
                 question=question, answer=NO_ANSWER, citations=[], grounded=False, model=self._model_name
             )
-        numbers: list[int] = []
-        for match in _CITE.finditer(text):
-            n = int(match.group(1))
-            if 1 <= n <= len(hits) and n not in numbers:
-                numbers.append(n)
-        citations = [_citation(n, hits[n - 1]) for n in sorted(numbers)]
+        cited = cited_numbers(text)
+        valid = sorted(n for n in cited if 1 <= n <= len(hits))
+        if len(valid) < len(cited):
+            log.warning("the answer cites %s, but only %d sources were given", sorted(cited), len(hits))
         return Answer(
             question=question,
             answer=text,
-            citations=citations,
-            grounded=bool(citations),
+            citations=[_citation(n, hits[n - 1]) for n in valid],
+            # grounded: it cites, and every number it cites is a source it was given
+            grounded=bool(cited) and len(valid) == len(cited),
             model=self._model_name,
         )
 
@@ -308,8 +309,11 @@ class Retriever:
         for i, hit in enumerate(hits):
             for sentence in _SENTENCE.split(hit.text):
                 sentence = " ".join(sentence.split())
-                if len(sentence.split()) >= MIN_SENTENCE_WORDS:  # headings and fragments answer nothing
-                    candidates.append((i, sentence[:600]))
+                if len(sentence.split()) < MIN_SENTENCE_WORDS:  # headings and fragments answer nothing
+                    continue
+                if is_instruction(sentence) or NO_ANSWER.rstrip(".").lower() in sentence.lower():
+                    continue  # written to an assistant, not to a reader: never quoted
+                candidates.append((i, neutralise(sentence[:600])))  # its [k] are not our citations
         if not candidates:
             return Answer(
                 question=question, answer=NO_ANSWER, citations=[], grounded=False, model="extractive"
@@ -369,14 +373,35 @@ def _filter_json(flt: SearchFilter | None) -> dict[str, Any] | None:
     return flt.model_dump(mode="json", exclude_none=True, exclude_defaults=True) if flt is not None else None
 
 
+def cited_numbers(text: str) -> set[int]:
+    """Every number an answer cites: [1], [2][3], [1, 3]."""
+    return {int(n) for match in _CITE.finditer(text) for n in match.group(1).split(",")}
+
+
 def format_sources(hits: list[SearchHit]) -> str:
-    """The numbered sources block of the prompt."""
+    """The sources block of the prompt: each hit between ``<source n="k" ...>`` and ``</source>``.
+
+    The text, title and name of a hit are untrusted: what could close a source, open another, forge a
+    citation number, pass for chat markup or the no-answer sentence is neutralised (``untrusted.py``).
+    """
     blocks = []
     for n, hit in enumerate(hits, start=1):
-        where = hit.source + (f", page {hit.page}" if hit.page else "")
-        title = f" — {hit.title}" if hit.title else ""
-        blocks.append(f"[{n}] ({where}{title})\n{hit.text}")
+        attrs = f'n="{n}" from="{_attr(hit.source)}"'
+        if hit.page:
+            attrs += f' page="{hit.page}"'
+        if hit.title:
+            attrs += f' title="{_attr(hit.title)}"'
+        text = neutralise(hit.text, sentences=(NO_ANSWER,))
+        blocks.append(f"<source {attrs}>\n{text}\n</source>")
     return "\n\n".join(blocks)
+
+
+def _attr(value: str) -> str:
+    """A value for a source's attribute: one line, no quote, neutralised."""
+    from .printable import printable
+
+    one_line = printable(" ".join(value.split()))
+    return neutralise(one_line, sentences=(NO_ANSWER,)).replace('"', "'").replace(">", "›").replace("<", "‹")
 
 
 def _citation(n: int, hit: SearchHit, quote: str | None = None) -> Citation:
