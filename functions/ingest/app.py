@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -23,6 +24,7 @@ from ragstream.ingest import Outcome, Pipeline, raise_for_retry
 from ragstream.tracing import build_tracer, flush_after
 
 logger = Logger(service="ragstream-ingest")
+copy_config_to_registered_loggers(source_logger=logger, include={"ragstream"})  # JSON: names escaped
 metrics = Metrics(namespace="ragstream", service="ingest")  # CloudWatch EMF: written to the log, no API call
 settings = get_settings().resolve_secrets()
 tracer = build_tracer(settings)
