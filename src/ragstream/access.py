@@ -345,14 +345,18 @@ class FeedbackSigner:
 
     @classmethod
     def from_settings(cls, settings: Settings, auth: Authenticator) -> FeedbackSigner:
-        """From RAGSTREAM_FEEDBACK_SECRET, else derived from the API keys, else random per process."""
+        """From RAGSTREAM_FEEDBACK_SECRET, else the API-key secret (also behind a JWT authorizer, where
+        it signs nothing else), else random per process (tokens then hold within one process only)."""
         if settings.feedback_secret is not None:
             return cls(settings.feedback_secret.get_secret_value().encode())
         if auth.keys is not None:
             return cls(auth.keys.material)
+        document = settings.api_key_document()
+        if document:
+            return cls(document.encode("utf-8"))
         if not auth.open:
             log.warning(
-                "RAGSTREAM_FEEDBACK_SECRET is not set: feedback tokens are valid in this process only"
+                "no RAGSTREAM_FEEDBACK_SECRET nor API key: feedback tokens are valid in this process only"
             )
         return cls(secrets.token_bytes(32))
 

@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     )
     feedback_secret: SecretStr | None = Field(
         default=None,
-        description="Signs feedback tokens. Default: derived from the API keys (JWT: random per process).",
+        description="Signs feedback tokens. Default: from the API-key secret, else random per process.",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description='Origins allowed by CORS, as JSON: ["https://app.example.com"].'
