@@ -378,7 +378,7 @@ def _cors(settings: Settings) -> CORSConfig | None:
     return CORSConfig(
         allow_origin=origins[0],
         extra_origins=origins[1:] or None,
-        allow_headers=[API_KEY_HEADER, "Content-Type"],
+        allow_headers=[API_KEY_HEADER, "Authorization", "Content-Type"],
         max_age=600,
     )
 
