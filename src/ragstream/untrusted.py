@@ -114,9 +114,15 @@ _OVERRIDE = [
 _HEADER = re.compile(r"^\W{0,4}\[\s*\d{1,4}\s*\]\s*\(")
 
 
+_ANY_SIGNAL = re.compile(
+    "|".join(
+        f"(?:{p.pattern})"
+        for p in (_MARKUP, _ROLE_LABEL, _MARKUP_HEADINGS, _DELIMITER, _HEADER, *_ADDRESS, *_OVERRIDE)
+    ),
+    re.IGNORECASE,
+)
+
+
 def is_instruction(sentence: str) -> bool:
     """Whether ``sentence`` is written to an AI assistant (markup, addressing it, or overriding its task)."""
-    markup = (_MARKUP, _ROLE_LABEL, _MARKUP_HEADINGS, _DELIMITER, _HEADER)
-    if any(p.search(sentence) for p in markup):
-        return True
-    return any(p.search(sentence) for p in _ADDRESS) or any(p.search(sentence) for p in _OVERRIDE)
+    return _ANY_SIGNAL.search(sentence) is not None
