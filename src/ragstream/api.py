@@ -39,7 +39,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -602,9 +602,15 @@ def build_app(
                 title="ragstream query API",
                 version=API_VERSION,
                 description="Search and ask over the indexed documents, with citations. "
-                f"Send the API key as the {API_KEY_HEADER} header.",
-                security_schemes={
-                    "apiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)  # type: ignore[call-arg]
+                + (
+                    "Send a bearer token (Authorization header), verified by the API's JWT authorizer."
+                    if auth.jwt is not None
+                    else f"Send the API key as the {API_KEY_HEADER} header."
+                ),
+                security_schemes={  # one name for both: the routes refer to it
+                    "apiKey": HTTPBearer(bearerFormat="JWT")  # type: ignore[call-arg]
+                    if auth.jwt is not None
+                    else APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)  # type: ignore[call-arg]
                 },
             ),
         )

@@ -395,6 +395,16 @@ def test_jwt_without_a_known_group_or_prefix_sees_nothing(jwt_handler: ModuleTyp
         assert status == 200 and page["documents"] == []
 
 
+def test_jwt_mode_documents_a_bearer_token(jwt_handler: ModuleType) -> None:
+    status, schema = invoke(jwt_handler, http_event("http-openapi", None))
+    assert status == 200
+    assert schema["components"]["securitySchemes"]["apiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+
+
 def test_jwt_mode_needs_the_authorizer_claims(jwt_handler: ModuleType) -> None:
     # an API key is no way in when the API is behind the JWT authorizer
     event = http_event("http-search", None)
