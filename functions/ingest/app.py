@@ -2,6 +2,8 @@
 
 Permanent document failures are recorded in the ledger and acknowledged; transient ones are reported
 as SQS batch item failures, so only those messages are retried (and reach the DLQ after the last try).
+Only objects of the configured bucket (RAGSTREAM_BUCKET) are read, never a local file: an event naming
+another bucket, no bucket or a ``..`` key is rejected (logged, counted as DocumentsRejected, acknowledged).
 """
 
 from __future__ import annotations
@@ -9,21 +11,24 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ragstream.blobs import SourcePolicy
 from ragstream.config import get_settings
 from ragstream.events import is_reconcile_event, is_sqs_event, refs_from_event, refs_from_sqs_record
 from ragstream.ingest import Outcome, Pipeline, raise_for_retry
 from ragstream.tracing import build_tracer, flush_after
 
 logger = Logger(service="ragstream-ingest")
+copy_config_to_registered_loggers(source_logger=logger, include={"ragstream"})  # JSON: names escaped
 metrics = Metrics(namespace="ragstream", service="ingest")  # CloudWatch EMF: written to the log, no API call
 settings = get_settings().resolve_secrets()
 tracer = build_tracer(settings)
-pipeline = Pipeline.from_settings(settings, tracer=tracer)
+pipeline = Pipeline.from_settings(settings, tracer=tracer, sources=SourcePolicy.bucket_only(settings.bucket))
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

@@ -6,10 +6,13 @@ handler calls ``app.resolve(event, context)``; the local server turns HTTP reque
 events.
 
 Before routing, a gate answers 413 for a body over ``max_body_bytes`` and 401 without the right
-``x-api-key`` (compared in constant time); ``/health``, ``/openapi.json``, the web page (``GET /``
-and its assets under ``/ui/``, see :mod:`ragstream.web`) and CORS pre-flights are open. It runs
-before validation so that an anonymous caller never learns more than 401. The page holds no data:
-its calls to the API carry the key the user enters.
+``x-api-key`` (compared in constant time with every configured key) or, with ``RAGSTREAM_AUTH=jwt``,
+without the claims of the HTTP API's JWT authorizer; ``/health``, ``/openapi.json``, the web page
+(``GET /`` and its assets under ``/ui/``, see :mod:`ragstream.web`) and CORS pre-flights are open.
+It runs before validation so that an anonymous caller never learns more than 401. The page holds
+no data: its calls to the API carry the key the user enters. The caller's
+:class:`~ragstream.access.Scope` is then ANDed into every read of every route (see ``access.py``):
+search hits, answers and citations, ledger records and cursors, feedback.
 
 ``GET /documents/{source}`` carries the source URI (``s3://bucket/key``, ``file:///path``) either
 URL-encoded in one segment (``/documents/s3%3A%2F%2Fbucket%2Fa%2Fb.pdf``) or as is, slashes and
@@ -20,7 +23,6 @@ way the text after ``/documents/`` is percent-decoded exactly once.
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 import logging
 from collections.abc import Mapping
@@ -31,16 +33,22 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 from urllib.parse import quote, unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.exceptions import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    ServiceError,
+)
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from . import web
+from .access import Authenticator, FeedbackSigner, Scope, list_in_scope
 from .errors import ConfigError, RagstreamError, TransientError
 from .index import SearchFilter
 from .model import Answer, DocumentRecord, SearchHit, Status
@@ -88,8 +96,8 @@ MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,128}$
 TraceKey = Annotated[str, StringConstraints(pattern=r"^[ -~]{1,200}$")]
 
 
-class Filter(SearchFilter):
-    """Restricts a search; every field given must match (AND)."""
+class Filter(BaseModel):
+    """Restricts a search; every field given must match (AND). The caller's scope is ANDed to it."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -107,6 +115,12 @@ class Filter(SearchFilter):
         max_length=16,
         description="Equality on the object's user metadata (x-amz-meta-*): {'team': 'finance'}.",
     )
+
+    def to_search_filter(self) -> SearchFilter:
+        """The index filter of this request (its scope is added by the core, never by the client)."""
+        return SearchFilter(
+            source_prefix=self.source_prefix, content_type=self.content_type, metadata=dict(self.metadata)
+        )
 
 
 class SearchRequest(BaseModel):
@@ -148,6 +162,14 @@ class AskRequest(BaseModel):
     )
 
 
+class ScopedAnswer(Answer):
+    """An answer, and the token that lets its asker (or a caller of the same scope) give feedback."""
+
+    feedback_token: str | None = Field(
+        default=None, description="Send it back with the trace_id to POST /feedback."
+    )
+
+
 class DocumentList(BaseModel):
     """One page of ledger records; pass ``next_cursor`` back as ``cursor`` for the next one."""
 
@@ -161,6 +183,11 @@ class Feedback(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     trace_id: str = Field(min_length=1, max_length=256, description="The trace_id of the answer.")
+    feedback_token: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The feedback_token of the answer; required for an API key or token bound to prefixes.",
+    )
     score: float = Field(ge=0, le=1, allow_inf_nan=False, description="0 (bad) to 1 (good).")
     comment: str | None = Field(default=None, max_length=4000)
 
@@ -282,26 +309,32 @@ class _RequestState:
 
 
 class QueryResolver(APIGatewayHttpResolver):
-    """``APIGatewayHttpResolver`` with a gate (size, API key) and one-segment document paths.
+    """``APIGatewayHttpResolver`` with a gate (size, authentication) and one-segment document paths.
 
-    Safe to resolve several requests at once (``ragstream serve`` does, one thread each):
-    Powertools keeps the current event on ``BaseRouter``'s class and the routing context on the
-    instance; here both live in a context variable, one per thread, as Powertools' own
-    ``HttpResolver`` does for ASGI.
+    The gate puts the caller's scope in ``app.context["scope"]`` for the routes. Safe to resolve
+    several requests at once (``ragstream serve`` does, one thread each): Powertools keeps the
+    current event on ``BaseRouter``'s class and the routing context on the instance; here both live
+    in a context variable, one per thread, as Powertools' own ``HttpResolver`` does for ASGI.
     """
 
-    def __init__(self, *, api_key: str | None, max_body_bytes: int, cors: CORSConfig | None) -> None:
+    def __init__(self, *, auth: Authenticator, max_body_bytes: int, cors: CORSConfig | None) -> None:
         self._startup = _RequestState()
         self._request: ContextVar[_RequestState | None] = ContextVar("ragstream_request", default=None)
         # debug=False always: debug mode answers a traceback, whatever POWERTOOLS_DEV says.
         super().__init__(cors=cors, debug=False, enable_validation=True)
-        self._api_key = api_key.encode() if api_key else None
+        self.auth = auth
         self.max_body_bytes = max_body_bytes
 
     @property
     def is_open(self) -> bool:
-        """True when no API key is configured: every route answers anyone."""
-        return self._api_key is None
+        """True when no API key or JWT is configured: every route answers anyone."""
+        return self.auth.open
+
+    @property
+    def scope(self) -> Scope:
+        """The scope of the request being resolved (set by the gate; nothing when unset)."""
+        scope = self.context.get("scope")
+        return scope if isinstance(scope, Scope) else Scope.of("none", [])
 
     @property
     def _state(self) -> _RequestState:
@@ -344,12 +377,12 @@ class QueryResolver(APIGatewayHttpResolver):
         """Gate the request, then route it (what Powertools' ``resolve`` does, with per-request state)."""
         event = _one_segment_source(event)
         rejection = self._gate(event)
-        if rejection is not None:
+        if isinstance(rejection, dict):
             return rejection
         state = _RequestState(
             event=self._to_proxy_event(dict(event)),
             lambda_context=context,
-            context=dict(self._startup.context),
+            context={**self._startup.context, **({"scope": rejection} if rejection is not None else {})},
         )
         token = self._request.set(state)
         try:
@@ -374,16 +407,18 @@ class QueryResolver(APIGatewayHttpResolver):
             event, 413, f"request body is {size} bytes; the limit is {self.max_body_bytes} bytes"
         )
 
-    def _gate(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
+    def _gate(self, event: Mapping[str, Any]) -> dict[str, Any] | Scope | None:
+        """A rejection, or the caller's scope (None on open paths and pre-flights)."""
         size = _body_bytes(event)
         if size > self.max_body_bytes:
             return self.too_large(event, size)
         method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
-        if self._api_key is not None and method != "OPTIONS" and not _is_open(_route_path(event)[1]):
-            given = _header(event, API_KEY_HEADER)
-            sent = given.encode("utf-8", "surrogatepass") if given is not None else b""
-            if given is None or not hmac.compare_digest(sent, self._api_key):
-                return self.reject(event, 401, f"missing or wrong {API_KEY_HEADER} header")
+        scope: Scope | None = None
+        if method != "OPTIONS" and not _is_open(_route_path(event)[1]):
+            scope = self.auth.scope(event, _header(event, API_KEY_HEADER))
+            if scope is None:
+                what = "JWT" if self.auth.jwt is not None else f"{API_KEY_HEADER} header"
+                return self.reject(event, 401, f"missing or wrong {what}")
         content_type = (_header(event, "content-type") or "").split(";")[0].strip().lower()
         if size and content_type and not content_type.endswith("json"):
             # Powertools would parse forms and multipart bodies (a 500 on a missing boundary): JSON only.
@@ -400,7 +435,7 @@ class QueryResolver(APIGatewayHttpResolver):
             problem = _json_problem(text)
             if problem is not None:
                 return self.reject(event, 400, f"request body is not valid JSON: {problem}")
-        return None
+        return scope
 
 
 def _json_problem(text: str) -> str | None:
@@ -440,7 +475,7 @@ def _cors(settings: Settings) -> CORSConfig | None:
     return CORSConfig(
         allow_origin=origins[0],
         extra_origins=origins[1:] or None,
-        allow_headers=[API_KEY_HEADER, "Content-Type"],
+        allow_headers=[API_KEY_HEADER, "Authorization", "Content-Type"],
         max_age=600,
     )
 
@@ -502,11 +537,17 @@ def build_app(
     ledger: Ledger,
     settings: Settings,
     feedback_sink: FeedbackSink = log_feedback,
+    *,
+    auth: Authenticator | None = None,
 ) -> QueryResolver:
-    """The query API over one retriever and one ledger; build once per process, reuse for every request."""
-    api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    """The query API over one retriever and one ledger; build once per process, reuse for every request.
+
+    ``auth`` defaults to the settings' (API keys, or JWT claims).
+    """
+    auth = auth if auth is not None else Authenticator.from_settings(settings)
+    signer = FeedbackSigner.from_settings(settings, auth)
     app = QueryResolver(
-        api_key=api_key or None,
+        auth=auth,
         max_body_bytes=int(getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
         cors=_cors(settings),
     )
@@ -566,7 +607,8 @@ def build_app(
         responses=_responses(SearchResponse),
     )
     def search(body: SearchRequest) -> SearchResponse:
-        hits = retriever.search(body.query, top_k=body.top_k, flt=body.filter, **_trace_keys(body))
+        flt = body.filter.to_search_filter() if body.filter else None
+        hits = retriever.search(body.query, top_k=body.top_k, flt=flt, scope=app.scope, **_trace_keys(body))
         return SearchResponse(query=body.query, hits=hits)
 
     @app.post(
@@ -574,10 +616,14 @@ def build_app(
         summary="An answer with numbered citations",
         tags=["query"],
         security=secured,
-        responses=_responses(Answer),
+        responses=_responses(ScopedAnswer),
     )
-    def ask(body: AskRequest) -> Answer:
-        return retriever.ask(body.question, top_k=body.top_k, flt=body.filter, **_trace_keys(body))
+    def ask(body: AskRequest) -> ScopedAnswer:
+        scope = app.scope
+        flt = body.filter.to_search_filter() if body.filter else None
+        answer = retriever.ask(body.question, top_k=body.top_k, flt=flt, scope=scope, **_trace_keys(body))
+        token = signer.token(answer.trace_id, scope) if answer.trace_id else None
+        return ScopedAnswer(**answer.model_dump(), feedback_token=token)
 
     @app.get(
         "/documents",
@@ -597,8 +643,8 @@ def build_app(
         ] = None,
     ) -> DocumentList:
         try:
-            records, next_cursor = ledger.list(
-                status=status, prefix=prefix or None, limit=limit, cursor=cursor or None
+            records, next_cursor = list_in_scope(
+                ledger, app.scope, status=status, prefix=prefix or None, limit=limit, cursor=cursor or None
             )
         except ValueError:
             what = "cursor: pass back the next_cursor of the previous page" if cursor else "query"
@@ -618,6 +664,8 @@ def build_app(
         source: Annotated[str, Path(description="The source URI, e.g. s3://bucket/key.")],
     ) -> DocumentRecord:
         uri = unquote(source)
+        if not app.scope.allows(uri):  # the same answer as a missing record: existence is not disclosed
+            raise NotFoundError(f"no document {uri!r} in the ledger")
         try:
             record = ledger.get(uri)
         except ValueError:
@@ -632,9 +680,13 @@ def build_app(
         tags=["feedback"],
         security=secured,
         status_code=202,
-        responses=_responses(FeedbackResult, 202),
+        responses=_responses(FeedbackResult, 202, e403="feedback_token missing or of another scope"),
     )
     def feedback(body: Feedback) -> FeedbackResult:
+        scope = app.scope
+        if not scope.unrestricted and not signer.verify(body.trace_id, scope, body.feedback_token):
+            # a restricted caller scores only answers given to its own scope
+            raise ForbiddenError("feedback_token is missing or is not that of an answer given to this caller")
         return feedback_sink(body)
 
     @app.get("/health", summary="Liveness, and whether the index is reachable", tags=["ops"], security=[])
@@ -674,9 +726,15 @@ def build_app(
                 title="ragstream query API",
                 version=API_VERSION,
                 description="Search and ask over the indexed documents, with citations. "
-                f"Send the API key as the {API_KEY_HEADER} header.",
-                security_schemes={
-                    "apiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)  # type: ignore[call-arg]
+                + (
+                    "Send a bearer token (Authorization header), verified by the API's JWT authorizer."
+                    if auth.jwt is not None
+                    else f"Send the API key as the {API_KEY_HEADER} header."
+                ),
+                security_schemes={  # one name for both: the routes refer to it
+                    "apiKey": HTTPBearer(bearerFormat="JWT")  # type: ignore[call-arg]
+                    if auth.jwt is not None
+                    else APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)  # type: ignore[call-arg]
                 },
             ),
         )

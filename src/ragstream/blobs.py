@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote_to_bytes, urlparse
+from urllib.parse import unquote, unquote_to_bytes, urlparse
 
-from .errors import ServiceUnavailable, Throttled, TooLarge, Unreadable
+from .errors import RejectedSource, ServiceUnavailable, Throttled, TooLarge, Unreadable
 from .model import SourceRef
 
 __all__ = [
@@ -22,10 +24,16 @@ __all__ = [
     "MemoryBlobs",
     "ObjectGone",
     "S3Objects",
+    "SourcePolicy",
     "Unlisted",
     "file_ref",
     "s3_ref",
 ]
+
+log = logging.getLogger(__name__)
+
+#: S3's bucket naming rules (lower case letters, digits, dots and hyphens; 3 to 63 characters).
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 
 class ObjectGone(Exception):
@@ -86,6 +94,72 @@ _KINDS = {
     stat.S_IFSOCK: "a socket",
     stat.S_IFDIR: "a folder",
 }
+
+
+def _dot_segment(path: str) -> bool:
+    """Whether a key or path has a ``.`` or ``..`` segment (it would name another path once normalised)."""
+    return any(part in (".", "..") for part in path.split("/"))
+
+
+@dataclass(frozen=True)
+class SourcePolicy:
+    """Which sources a pipeline may read: checked before anything is fetched or recorded.
+
+    - An S3 source must name a bucket (a valid name, the one of its URI), a key without ``.`` or
+      ``..`` segments, and, when ``buckets`` is given, one of those buckets.
+    - A local source is read only when ``local`` is true: an absolute ``file://`` path without
+      ``..`` segments, inside one of ``roots`` when given (symbolic links resolved).
+    - Any other scheme is refused.
+
+    The ingest Lambda uses :meth:`bucket_only`: the configured bucket, never the local disk.
+    """
+
+    buckets: frozenset[str] | None = None
+    local: bool = True
+    roots: tuple[Path, ...] | None = None
+
+    @classmethod
+    def bucket_only(cls, bucket: str | None) -> SourcePolicy:
+        """Only objects of ``bucket`` (the deployment's RAGSTREAM_BUCKET); no local file ever."""
+        from .errors import ConfigError
+
+        if not bucket:
+            raise ConfigError("RAGSTREAM_BUCKET is not set: the ingest function reads only that bucket")
+        return cls(buckets=frozenset({bucket}), local=False)
+
+    def check(self, ref: SourceRef) -> None:
+        """Raise :class:`RejectedSource` (with the reason) unless this policy lets ``ref`` be read."""
+        scheme, sep, rest = ref.source.partition("://")
+        if scheme == "s3" and sep:
+            self._check_s3(ref, rest)
+        elif scheme == "file" and sep:
+            self._check_local(ref)
+        else:
+            raise RejectedSource(f"unknown source scheme {scheme!r}: only s3:// and file:// are read")
+
+    def _check_s3(self, ref: SourceRef, rest: str) -> None:
+        bucket = ref.bucket or ""
+        if not bucket:
+            raise RejectedSource("the event names no bucket")
+        if not _BUCKET_NAME.match(bucket):
+            raise RejectedSource("the event's bucket name is not a valid S3 bucket name")
+        if rest != f"{bucket}/{ref.key}" or not ref.key:
+            raise RejectedSource("the source URI does not match its bucket and key")
+        if _dot_segment(ref.key):
+            raise RejectedSource("the key has a '.' or '..' segment")
+        if self.buckets is not None and bucket not in self.buckets:
+            raise RejectedSource("the bucket is not the one this deployment reads")
+
+    def _check_local(self, ref: SourceRef) -> None:
+        if not self.local:
+            raise RejectedSource("local files are not read here")
+        raw = urlparse(ref.source).path
+        if not raw.startswith("/") or _dot_segment(unquote(raw)):
+            raise RejectedSource("the local path is not absolute or has a '..' segment")
+        if self.roots is not None:
+            path = path_of(ref.source).resolve()
+            if not any(path.is_relative_to(root.resolve()) for root in self.roots):
+                raise RejectedSource("the file is outside the folder asked for")
 
 
 class LocalFiles:
@@ -290,14 +364,24 @@ class MemoryBlobs:
 
 
 class Blobs:
-    """Reads and lists by scheme: ``s3://`` through S3, anything else from the local filesystem."""
+    """Reads and lists by scheme: ``s3://`` through S3, ``file://`` from the local filesystem.
+
+    The scheme of the source decides, never the presence of a bucket: an ``s3://`` source without a
+    bucket is refused, not read from disk.
+    """
 
     def __init__(self, s3_client: Any = None):
         self.local = LocalFiles()
         self.s3 = S3Objects(s3_client)
 
     def read(self, ref: SourceRef, *, max_bytes: int) -> tuple[bytes, SourceRef]:
-        return (self.s3 if ref.bucket else self.local).read(ref, max_bytes=max_bytes)
+        if ref.source.startswith("s3://"):
+            if not ref.bucket or not ref.source.startswith(f"s3://{ref.bucket}/"):
+                raise RejectedSource("an s3:// source must name its bucket")
+            return self.s3.read(ref, max_bytes=max_bytes)
+        if ref.source.startswith("file://"):
+            return self.local.read(ref, max_bytes=max_bytes)
+        raise RejectedSource("only s3:// and file:// sources are read")
 
     def list(self, root: str) -> Iterator[SourceRef | Unlisted]:
         return (self.s3 if root.startswith("s3://") else self.local).list(root)

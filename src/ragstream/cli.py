@@ -1,4 +1,9 @@
-"""The ``ragstream`` command: ingest, search, ask, documents, eval (and serve, dev, reconcile)."""
+"""The ``ragstream`` command: ingest, search, ask, documents, eval (and serve, dev, reconcile).
+
+Names, texts and reasons that come from documents are printed through :func:`printable`, and log
+lines through :class:`EscapingFormatter`: a file name with terminal escape codes is shown escaped,
+never executed by the terminal. ``--json`` output is escaped by JSON itself.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import RagstreamError
+from .printable import EscapingFormatter, printable
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -24,10 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ragstream`` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler])
     for noisy in ("httpx", "unstructured", "pdfminer", "qdrant_client"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     try:
@@ -41,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                 return int(args.run(args, settings) or 0)
         return int(args.run(args, settings) or 0)
     except RagstreamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -64,7 +69,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     try:
         for path in args.paths:
             if not path.startswith("s3://") and not Path(path).exists():
-                print(f"error: no such file or folder: {path}", file=sys.stderr)
+                print(f"error: no such file or folder: {printable(path)}", file=sys.stderr)
                 return 2
             outcomes += pipeline.sync(path, repair=args.repair, on_outcome=bar.update)
     finally:
@@ -102,7 +107,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(answer.model_dump_json(indent=2))
         return 0
-    print(answer.answer)
+    print(printable(answer.answer, keep_newlines=True))
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
@@ -126,7 +131,7 @@ def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
         return 0
     for r in records:
-        detail = f"{r.chunks} chunks" if r.status == "indexed" else (r.error or "")
+        detail = f"{r.chunks} chunks" if r.status == "indexed" else printable(r.error or "")
         print(f"{r.status.value:<8} {_where(r.source, None):<60} {detail}")
     print(
         f"\n{len(records)} documents: "
@@ -198,10 +203,11 @@ def _print_summary(outcomes: list[Outcome], elapsed: float) -> None:
     failed = [o for o in outcomes if o.status == "failed"]
     for o in failed:
         kind = "retry later" if o.retryable else o.error_kind
-        print(f"failed   {_where(o.source, None)}: {o.reason} ({kind})")
+        print(f"failed   {_where(o.source, None)}: {printable(o.reason or '')} ({kind})")
     for o in outcomes:
-        if o.status in ("repaired", "deleted"):
-            print(f"{o.status:<8} {_where(o.source, None)}" + (f": {o.reason}" if o.reason else ""))
+        if o.status in ("repaired", "deleted", "rejected"):
+            reason = f": {printable(o.reason)}" if o.reason else ""
+            print(f"{o.status:<8} {_where(o.source, None)}{reason}")
     chunks = sum(o.chunks for o in outcomes if o.status == "indexed")
     embedded = sum(o.embedded for o in outcomes)
     main_kinds = ("indexed", "skipped", "deleted", "failed")
@@ -222,12 +228,12 @@ def _where(source: str, page: int | None) -> str:
             source = str(path.relative_to(Path.cwd()))
         except ValueError:
             source = str(path)
-    return source + (f", page {page}" if page else "")
+    return printable(source) + (f", page {page}" if page else "")
 
 
 def _shorten(text: str, n: int) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= n else text[: n - 1] + "…"
+    return printable(text if len(text) <= n else text[: n - 1] + "…")
 
 
 def _filter(args: argparse.Namespace) -> Any:

@@ -151,7 +151,38 @@ class Settings(BaseSettings):
     )
 
     # -- query API -------------------------------------------------------------------------------------
-    api_key: SecretStr | None = Field(default=None, description="Clients send it as x-api-key.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Clients send it as x-api-key. One key (every client sees every document), or a JSON "
+        'document of scoped keys: {"team-a": {"key": "...", "prefixes": ["s3://bucket/a/"]}} '
+        "(prefixes null: unrestricted).",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="Instead of api_key: a file holding the key, or the JSON document of scoped keys.",
+    )
+    auth: Literal["api-key", "jwt"] = Field(
+        default="api-key",
+        description="api-key: the x-api-key header. jwt: behind the HTTP API's JWT authorizer, the scope "
+        "comes from the token's verified claims (requestContext.authorizer.jwt.claims).",
+    )
+    jwt_prefixes_claim: str = Field(
+        default="ragstream_prefixes",
+        min_length=1,
+        description="JWT claim listing the source prefixes the caller may read.",
+    )
+    jwt_groups_claim: str = Field(
+        default="cognito:groups", min_length=1, description="JWT claim listing the caller's groups."
+    )
+    jwt_group_prefixes: dict[str, list[str] | None] = Field(
+        default_factory=dict,
+        description='Groups to source prefixes, as JSON: {"finance": ["s3://docs/finance/"], "admins": null} '
+        "(null: unrestricted).",
+    )
+    feedback_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs feedback tokens. Default: from the API-key secret, else random per process.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description='Origins allowed by CORS, as JSON: ["https://app.example.com"].'
     )
@@ -198,7 +229,10 @@ class Settings(BaseSettings):
     # -- secrets resolved from SSM Parameter Store / Secrets Manager (cloud) ----------------------------
     qdrant_api_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
     openai_api_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
-    api_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
+    api_key_parameter: str | None = Field(
+        default=None, description="SSM name or secret ARN: one key, or the JSON document of scoped keys."
+    )
+    feedback_secret_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
     langfuse_public_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
     langfuse_secret_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
 
@@ -281,6 +315,21 @@ class Settings(BaseSettings):
     def max_document_bytes(self) -> int:
         return int(self.max_document_mb * 1024 * 1024)
 
+    def api_key_document(self) -> str | None:
+        """The API key secret: ``api_key`` (or its parameter, once resolved), else ``api_keys_file``."""
+        if self.api_key is not None and self.api_keys_file is not None:
+            raise ConfigError("set RAGSTREAM_API_KEY or RAGSTREAM_API_KEYS_FILE, not both")
+        if self.api_key is not None:
+            return self.api_key.get_secret_value() or None
+        if self.api_keys_file is not None:
+            try:
+                return self.api_keys_file.read_text(encoding="utf-8").strip() or None
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read RAGSTREAM_API_KEYS_FILE {str(self.api_keys_file)!r}: {exc.strerror}"
+                ) from None
+        return None
+
     def resolve_secrets(self) -> Settings:
         """Fill secret fields named by ``*_parameter`` from SSM Parameter Store or Secrets Manager.
 
@@ -292,6 +341,7 @@ class Settings(BaseSettings):
                 "qdrant_api_key",
                 "openai_api_key",
                 "api_key",
+                "feedback_secret",
                 "langfuse_public_key",
                 "langfuse_secret_key",
             )

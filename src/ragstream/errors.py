@@ -18,6 +18,7 @@ __all__ = [
     "IndexUnavailable",
     "OcrUnavailable",
     "RagstreamError",
+    "RejectedSource",
     "ServiceUnavailable",
     "Throttled",
     "TooLarge",
@@ -48,6 +49,11 @@ class HomeInUse(ConfigError):
 
 class DimensionMismatch(ConfigError):
     """The collection's vector size differs from the embedder's."""
+
+
+class RejectedSource(RagstreamError):
+    """An event names a source this deployment does not read: no bucket, another bucket, a path outside
+    the folder asked for, a ``..`` key. Nothing is fetched, indexed or recorded in the ledger."""
 
 
 # -- permanent: the document itself is the problem; record it and move on -------------------------

@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from .blobs import Blobs, BlobStore, ObjectGone, Unlisted
+from .blobs import Blobs, BlobStore, ObjectGone, SourcePolicy, Unlisted
 from .chunking import chunk_elements
-from .errors import DocumentError, EmptyDocument, RagstreamError, TransientError, Unreadable
+from .errors import DocumentError, EmptyDocument, RagstreamError, RejectedSource, TransientError, Unreadable
 from .index import Point, QdrantIndex, point_id
 from .index.qdrant import folders_of
 from .model import Change, Chunk, DocumentRecord, Extraction, SourceRef, Status
+from .printable import printable
 from .tracing import NO_SPAN, NOOP, Span, Tracer
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ RESERVED = frozenset(
 #: Chunks gathered before one embed + upsert round across documents.
 FLUSH_CHUNKS = 512
 
-OutcomeStatus = Literal["indexed", "skipped", "deleted", "failed", "stale", "gone", "repaired"]
+OutcomeStatus = Literal["indexed", "skipped", "deleted", "failed", "stale", "gone", "repaired", "rejected"]
 
 
 class Outcome(BaseModel):
@@ -124,6 +125,7 @@ class Pipeline:
     sandbox: Sandbox | None = None
     length: Callable[[str], int] = field(default=len)
     tracer: Tracer = field(default=NOOP)
+    sources: SourcePolicy = field(default_factory=SourcePolicy)
     _dim: int | None = None
 
     @classmethod
@@ -137,8 +139,12 @@ class Pipeline:
         ledger: Ledger | None = None,
         textract: Any = None,
         tracer: Tracer | None = None,
+        sources: SourcePolicy | None = None,
     ) -> Pipeline:
-        """Build every piece from the settings; any piece can be handed in instead."""
+        """Build every piece from the settings; any piece can be handed in instead.
+
+        ``sources`` says which sources may be read (default: any named bucket, and local files).
+        """
         from .embeddings import build_embeddings, count_tokens
         from .extract.sandbox import Sandbox
         from .index import open_index
@@ -159,6 +165,7 @@ class Pipeline:
             ),
             length=count_tokens,
             tracer=tracer if tracer is not None else build_tracer(settings),
+            sources=sources or SourcePolicy(),
         )
 
     # -- public ---------------------------------------------------------------------------------------
@@ -174,7 +181,9 @@ class Pipeline:
 
         Sources in ``force`` are re-indexed even when the ledger says they are unchanged. With
         ``verify``, an unchanged ETag (for a local file: mtime and size) is not taken on trust: the
-        bytes are read and hashed, so that an edit which kept both is still found.
+        bytes are read and hashed, so that an edit which kept both is still found. A ref that the
+        source policy refuses is ``rejected``: nothing fetched, indexed or written to the ledger (an
+        event naming an arbitrary source must not be able to add records either).
         """
         outcomes: list[Outcome] = []
 
@@ -187,6 +196,14 @@ class Pipeline:
         pending: list[_Prepared] = []
         for ref in refs:
             trace = self._start_trace(ref)
+            try:
+                self.sources.check(ref)
+            except RejectedSource as exc:
+                log.warning("rejected %s: %s", printable(ref.source), exc)
+                done(
+                    Outcome(source=ref.source, status="rejected", reason=str(exc), error_kind=exc.kind), trace
+                )
+                continue
             if ref.change is Change.DELETE:
                 self._flush(pending, done)
                 pending = []
@@ -232,7 +249,7 @@ class Pipeline:
         gone = [
             SourceRef(
                 source=rec.source,
-                key=rec.source.rsplit("/", 1)[-1],
+                key=_key(rec.source),
                 bucket=_bucket(rec.source),
                 change=Change.DELETE,
             )
@@ -635,7 +652,7 @@ def _end_trace(trace: Span, outcome: Outcome) -> None:
     """End a document's trace with its outcome: output, tags, and an error level on failure."""
     if trace is NO_SPAN:
         return
-    failed = outcome.status == "failed"
+    failed = outcome.status in ("failed", "rejected")
     trace.update(
         output=outcome.model_dump(mode="json", exclude_none=True),
         level="ERROR" if failed else ("WARNING" if outcome.status in ("stale", "gone") else None),
@@ -701,6 +718,13 @@ def _stray(rec: DocumentRecord | None, version: str) -> bool:
 
 def _bucket(source: str) -> str | None:
     return source[5:].split("/", 1)[0] if source.startswith("s3://") else None
+
+
+def _key(source: str) -> str:
+    """The S3 key of an ``s3://`` source, else the file name."""
+    if source.startswith("s3://"):
+        return source[5:].partition("/")[2]
+    return source.rsplit("/", 1)[-1]
 
 
 def raise_for_retry(outcomes: list[Outcome]) -> None:

@@ -7,6 +7,7 @@ the Langfuse prompt version used), under a root named ``ask`` or ``search``.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,14 +16,18 @@ from typing import TYPE_CHECKING, Any
 from .index import QdrantIndex, SearchFilter
 from .model import Answer, Citation, SearchHit
 from .tracing import NO_SPAN, NOOP, ResolvedPrompt, Span, Tracer, to_template
+from .untrusted import is_instruction, neutralise
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
     from langchain_core.language_models import BaseChatModel
 
+    from .access import Scope
     from .config import Settings
 
 __all__ = ["NO_ANSWER", "Retriever", "load_prompt"]
+
+log = logging.getLogger(__name__)
 
 #: What the chat model is told to say, verbatim, when the sources do not answer.
 NO_ANSWER = "I cannot answer this from the indexed documents."
@@ -33,7 +38,8 @@ MIN_SENTENCE_WORDS = 5
 MAX_SENTENCES = 3
 SENTENCE_MARGIN = 0.12
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{1,}")
-_CITE = re.compile(r"\[(\d{1,3})\]")
+#: A citation: [1], or several in one pair of brackets, [1, 3].
+_CITE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 
 def load_prompt(name: str = "answer") -> str:
@@ -99,12 +105,14 @@ class Retriever:
         flt: SearchFilter | None = None,
         user_id: str | None = None,
         session_id: str | None = None,
+        scope: Scope | None = None,
     ) -> list[SearchHit]:
-        """The chunks nearest to ``query``, best first."""
+        """The chunks nearest to ``query`` within ``scope`` (None: everything), best first."""
         k = top_k or self.settings.top_k
-        with self._trace("search", query, k, flt, user_id, session_id) as trace:
+        flt = scope.restrict(flt) if scope is not None else flt
+        with self._trace("search", query, k, flt, user_id, session_id, scope) as trace:
             vector = self._embed_query(query, trace)
-            hits = self._search(vector, k, flt, query=query, trace=trace)
+            hits = self._search(vector, k, flt, query=query, trace=trace, scope=scope)
             trace.update(output={"hits": len(hits)})
         return hits
 
@@ -116,6 +124,7 @@ class Retriever:
         *,
         query: str = "",
         trace: Span = NO_SPAN,
+        scope: Scope | None = None,
     ) -> list[SearchHit]:
         with trace.child(
             "retrieve",
@@ -123,6 +132,11 @@ class Retriever:
             input={"query": query, "top_k": top_k, "filter": _filter_json(flt)},
         ) as span:
             hits = [_hit(p) for p in self.index.search(vector, limit=top_k, flt=flt)]
+            if scope is not None:  # the index filtered already; a hit out of scope is a store's bug
+                strays = [h.source for h in hits if not scope.allows(h.source)]
+                if strays:
+                    log.error("the index returned %d hit(s) outside the caller's scope; dropped", len(strays))
+                    hits = [h for h in hits if scope.allows(h.source)]
             span.update(
                 output=[
                     {
@@ -166,6 +180,7 @@ class Retriever:
         flt: SearchFilter | None,
         user_id: str | None,
         session_id: str | None,
+        scope: Scope | None = None,
     ) -> Span:
         return self.tracer.start_trace(
             name,
@@ -175,7 +190,10 @@ class Retriever:
                 "filter": _filter_json(flt),
             },
             tags=[name],
-            metadata={"collection": self.index.collection},
+            metadata={
+                "collection": self.index.collection,
+                **({"principal": scope.principal} if scope is not None else {}),
+            },
             user_id=user_id,
             session_id=session_id,
         )
@@ -189,11 +207,14 @@ class Retriever:
         flt: SearchFilter | None = None,
         user_id: str | None = None,
         session_id: str | None = None,
+        scope: Scope | None = None,
     ) -> Answer:
-        """An answer grounded in the retrieved chunks, citing them as [n]; ``trace_id`` when traced."""
+        """An answer grounded in the chunks retrieved within ``scope``, citing them as [n];
+        ``trace_id`` when traced."""
         k = top_k or self.settings.top_k
-        with self._trace("ask", question, k, flt, user_id, session_id) as trace:
-            answer = self._ask(question, k, flt, trace)
+        flt = scope.restrict(flt) if scope is not None else flt
+        with self._trace("ask", question, k, flt, user_id, session_id, scope) as trace:
+            answer = self._ask(question, k, flt, trace, scope)
             trace.update(
                 output={
                     "answer": answer.answer,
@@ -208,9 +229,11 @@ class Retriever:
             answer = answer.model_copy(update={"trace_id": trace.trace_id})
         return answer
 
-    def _ask(self, question: str, top_k: int, flt: SearchFilter | None, trace: Span) -> Answer:
+    def _ask(
+        self, question: str, top_k: int, flt: SearchFilter | None, trace: Span, scope: Scope | None = None
+    ) -> Answer:
         vector = self._embed_query(question, trace)
-        hits = self._search(vector, top_k, flt, query=question, trace=trace)
+        hits = self._search(vector, top_k, flt, query=question, trace=trace, scope=scope)
         if not hits:
             return Answer(
                 question=question, answer=NO_ANSWER, citations=[], grounded=False, model=self._model_name
@@ -240,7 +263,7 @@ class Retriever:
         from .embeddings import translate_openai_error
 
         resolved = self.prompt()
-        prompt = resolved.compile(sources=format_sources(hits), question=question)
+        prompt = resolved.compile(sources=format_sources(hits), question=neutralise(question))
         generation = trace.child(
             "answer",
             as_type="generation",
@@ -265,17 +288,16 @@ class Retriever:
             return Answer(
                 question=question, answer=NO_ANSWER, citations=[], grounded=False, model=self._model_name
             )
-        numbers: list[int] = []
-        for match in _CITE.finditer(text):
-            n = int(match.group(1))
-            if 1 <= n <= len(hits) and n not in numbers:
-                numbers.append(n)
-        citations = [_citation(n, hits[n - 1]) for n in sorted(numbers)]
+        cited = cited_numbers(text)
+        valid = sorted(n for n in cited if 1 <= n <= len(hits))
+        if len(valid) < len(cited):
+            log.warning("the answer cites %s, but only %d sources were given", sorted(cited), len(hits))
         return Answer(
             question=question,
             answer=text,
-            citations=citations,
-            grounded=bool(citations),
+            citations=[_citation(n, hits[n - 1]) for n in valid],
+            # grounded: it cites, and every number it cites is a source it was given
+            grounded=bool(cited) and len(valid) == len(cited),
             model=self._model_name,
         )
 
@@ -285,8 +307,11 @@ class Retriever:
         for i, hit in enumerate(hits):
             for sentence in _SENTENCE.split(hit.text):
                 sentence = " ".join(sentence.split())
-                if len(sentence.split()) >= MIN_SENTENCE_WORDS:  # headings and fragments answer nothing
-                    candidates.append((i, sentence[:600]))
+                if len(sentence.split()) < MIN_SENTENCE_WORDS:  # headings and fragments answer nothing
+                    continue
+                if is_instruction(sentence) or NO_ANSWER.rstrip(".").lower() in sentence.lower():
+                    continue  # written to an assistant, not to a reader: never quoted
+                candidates.append((i, neutralise(sentence[:600])))  # its [k] are not our citations
         if not candidates:
             return Answer(
                 question=question, answer=NO_ANSWER, citations=[], grounded=False, model="extractive"
@@ -348,14 +373,35 @@ def _filter_json(flt: SearchFilter | None) -> dict[str, Any] | None:
     return flt.model_dump(mode="json", exclude_none=True, exclude_defaults=True) if flt is not None else None
 
 
+def cited_numbers(text: str) -> set[int]:
+    """Every number an answer cites: [1], [2][3], [1, 3]."""
+    return {int(n) for match in _CITE.finditer(text) for n in match.group(1).split(",")}
+
+
 def format_sources(hits: list[SearchHit]) -> str:
-    """The numbered sources block of the prompt."""
+    """The sources block of the prompt: each hit between ``<source n="k" ...>`` and ``</source>``.
+
+    The text, title and name of a hit are untrusted: what could close a source, open another, forge a
+    citation number, pass for chat markup or the no-answer sentence is neutralised (``untrusted.py``).
+    """
     blocks = []
     for n, hit in enumerate(hits, start=1):
-        where = hit.source + (f", page {hit.page}" if hit.page else "")
-        title = f" — {hit.title}" if hit.title else ""
-        blocks.append(f"[{n}] ({where}{title})\n{hit.text}")
+        attrs = f'n="{n}" from="{_attr(hit.source)}"'
+        if hit.page:
+            attrs += f' page="{hit.page}"'
+        if hit.title:
+            attrs += f' title="{_attr(hit.title)}"'
+        text = neutralise(hit.text, sentences=(NO_ANSWER,))
+        blocks.append(f"<source {attrs}>\n{text}\n</source>")
     return "\n\n".join(blocks)
+
+
+def _attr(value: str) -> str:
+    """A value for a source's attribute: one line, no quote, neutralised."""
+    from .printable import printable
+
+    one_line = printable(" ".join(value.split()))
+    return neutralise(one_line, sentences=(NO_ANSWER,)).replace('"', "'").replace(">", "›").replace("<", "‹")
 
 
 def _citation(n: int, hit: SearchHit, quote: str | None = None) -> Citation:

@@ -348,7 +348,13 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     settings = settings.resolve_secrets()
     app = app_from_settings(settings)
     server = make_server(app, host, port)
-    if app.is_open:
+    if settings.auth == "jwt":
+        print(
+            "WARNING: RAGSTREAM_AUTH=jwt: the claims come from API Gateway's JWT authorizer, which this "
+            "local server does not have; every secured route answers 401. Use API keys locally.",
+            file=sys.stderr,
+        )
+    elif app.is_open:
         print(
             f"WARNING: RAGSTREAM_API_KEY is not set: the API at {server.url} is open to anyone who can "
             "reach it. Set RAGSTREAM_API_KEY to require an x-api-key header.",

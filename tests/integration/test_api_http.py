@@ -144,6 +144,7 @@ def test_feedback_reaches_the_sink(http: httpx.Client, feedback_sink: Any) -> No
     assert response.json() == {"recorded": True, "reason": None}
     assert feedback_sink.received[-1].model_dump() == {
         "trace_id": "abc123",
+        "feedback_token": None,
         "score": 0.0,
         "comment": "wrong page",
     }

@@ -19,7 +19,7 @@ from ragstream.query import NO_ANSWER, Retriever
 from ragstream.server import make_server
 
 API_KEY = "test-api-key"  # a placeholder, not a secret
-_SOURCE = re.compile(r"^\[(\d+)\] \((.+?)(?:, page (\d+))?(?: — .*)?\)$", re.MULTILINE)
+_SOURCE = re.compile(r'^<source n="(\d+)" from="([^"]+)"(?: page="(\d+)")?', re.MULTILINE)
 
 
 def prompt_of(body: dict[str, Any]) -> str:

@@ -129,6 +129,31 @@ def test_filters_by_folder_type_and_user_metadata(index: QdrantIndex, embedder: 
     assert sources(SearchFilter(source_prefix="s3://doc")) == set()  # not a folder, not a source
 
 
+def test_allowed_prefixes_are_one_or_anded_with_the_rest(
+    index: QdrantIndex, embedder: LocalEmbeddings
+) -> None:
+    _load(index, embedder)
+    q = embedder.embed_query("revenue and leave")
+
+    def sources(flt: SearchFilter) -> set[str]:
+        return {p.payload["metadata"]["source"] for p in index.search(q, limit=10, flt=flt)}
+
+    finance, leave = "s3://docs/finance/report.pdf", "s3://docs/handbook/leave.md"
+    assert sources(SearchFilter(allowed_prefixes=None)) == {finance, leave}
+    assert sources(SearchFilter(allowed_prefixes=[])) == set()  # nothing allowed, nothing found
+    assert sources(SearchFilter(allowed_prefixes=["s3://docs/finance/"])) == {finance}
+    assert sources(SearchFilter(allowed_prefixes=["s3://docs/finance"])) == {
+        finance
+    }  # the folder of that name
+    assert sources(SearchFilter(allowed_prefixes=[leave, "s3://docs/finance/"])) == {finance, leave}
+    assert sources(SearchFilter(allowed_prefixes=["s3://docs/fin", "s3://doc"])) == set()
+    # ANDed with the request's own filter: it narrows, never widens
+    both = ["s3://docs/finance/"]
+    assert sources(SearchFilter(source_prefix="s3://docs/", allowed_prefixes=both)) == {finance}
+    assert sources(SearchFilter(source_prefix=leave, allowed_prefixes=both)) == set()
+    assert sources(SearchFilter(content_type="text/markdown", allowed_prefixes=both)) == set()
+
+
 def test_a_collection_of_another_dimension_is_refused_with_advice(index: QdrantIndex) -> None:
     index.ensure_collection(384)
     other = QdrantIndex(index.client, "test")

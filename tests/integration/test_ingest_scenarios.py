@@ -111,6 +111,7 @@ def handler(
     """functions/ingest/app.py as Lambda loads it, with the test's counting embedder and index."""
     monkeypatch.setenv("RAGSTREAM_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("RAGSTREAM_LEDGER_TABLE", TABLE)
+    monkeypatch.setenv("RAGSTREAM_BUCKET", BUCKET)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "ragstream-ingest")
     spec = importlib.util.spec_from_file_location("ingest_app", ROOT / "functions" / "ingest" / "app.py")
     assert spec and spec.loader

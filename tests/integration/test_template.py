@@ -323,3 +323,30 @@ def test_the_ingest_image_carries_catdoc_for_legacy_office_files() -> None:
     assert "apt-get install -y --no-install-recommends catdoc" in dockerfile
     assert "COPY --from=catdoc /usr/bin/catdoc /usr/bin/catppt /usr/bin/" in dockerfile
     assert "COPY --from=catdoc /usr/share/catdoc /usr/share/catdoc" in dockerfile
+
+
+def test_jwt_authorizer_is_off_by_default_and_guards_the_document_routes(template: dict[str, Any]) -> None:
+    # GIVEN the JWT parameters: off by default, and an audience is required with an issuer
+    params = template["Parameters"]
+    assert params["JwtIssuer"]["Default"] == "" and params["JwtAudience"]["Default"] == ""
+    assert template["Conditions"]["HasJwt"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtIssuer"}, ""]}]}
+    assert template["Rules"]["JwtNeedsAudience"]["Assertions"]
+    # THEN the OpenAPI body puts every route that reads documents behind the authorizer, when on
+    body = template["Resources"]["HttpApi"]["Properties"]["DefinitionBody"]
+    guarded = {
+        f"{m.upper()} {p}" for p, ops in body["paths"].items() for m, op in ops.items() if "security" in op
+    }
+    assert guarded == API_ROUTES - {"GET /health", "GET /openapi.json"}
+    for ops in body["paths"].values():
+        for op in ops.values():
+            assert op["security"] == {"Fn::If": ["HasJwt", [{"OidcAuthorizer": []}], {"Ref": "AWS::NoValue"}]}
+    scheme = body["components"]["Fn::If"][1]["securitySchemes"]["OidcAuthorizer"]
+    assert scheme["x-amazon-apigateway-authorizer"]["jwtConfiguration"] == {
+        "issuer": {"Ref": "JwtIssuer"},
+        "audience": [{"Ref": "JwtAudience"}],
+    }
+    assert body["components"]["Fn::If"][0] == "HasJwt"
+    # AND the function reads the claims only when the authorizer is there
+    env = template["Resources"]["QueryFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["RAGSTREAM_AUTH"] == {"Fn::If": ["HasJwt", "jwt", "api-key"]}
+    assert {"RAGSTREAM_JWT_PREFIXES_CLAIM", "RAGSTREAM_JWT_GROUP_PREFIXES"} <= set(env)

@@ -378,7 +378,7 @@ def test_packaged_prompt_is_the_fallback(
     response = post(url, "/ask", {"question": "What was the revenue in Q3 2024?", "top_k": 2})
     assert response.status_code == 200
     sent = openai_server.requests_to("/v1/chat/completions")[-1].body["messages"][0]["content"]
-    assert sent.startswith("You answer questions using only the numbered sources")  # the packaged prompt
+    assert sent.startswith("You answer questions using only the sources below")  # the packaged prompt
     [root] = roots_after_flush(langfuse_server, tracer, "ask", 1)
     generation = root.child("answer")
     assert generation.metadata("prompt_source") == "packaged"

@@ -42,7 +42,9 @@ class StubRetriever:
     index: _Index = field(default_factory=_Index)
     calls: list[tuple[str, int | None, Any]] = field(default_factory=list)
 
-    def search(self, query: str, *, top_k: int | None = None, flt: Any = None) -> list[SearchHit]:
+    def search(
+        self, query: str, *, top_k: int | None = None, flt: Any = None, scope: Any = None
+    ) -> list[SearchHit]:
         if self.error:
             raise self.error
         self.calls.append((query, top_k, flt))
@@ -50,7 +52,7 @@ class StubRetriever:
             SearchHit(id="1", text="Employees receive 25 days.", score=0.9, source="s3://b/leave.md", page=2)
         ]
 
-    def ask(self, question: str, *, top_k: int | None = None, flt: Any = None) -> Answer:
+    def ask(self, question: str, *, top_k: int | None = None, flt: Any = None, scope: Any = None) -> Answer:
         if self.error:
             raise self.error
         return Answer(
@@ -196,7 +198,8 @@ def test_filter_reaches_the_retriever() -> None:
     assert code == 200
     _, top_k, got = retriever.calls[0]
     assert top_k == 7
-    assert got.model_dump() == flt
+    assert got.model_dump(exclude={"allowed_prefixes"}) == flt
+    assert got.allowed_prefixes is None  # an unscoped key: the core adds no restriction
 
 
 # -- documents -----------------------------------------------------------------------------------------------

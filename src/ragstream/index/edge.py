@@ -355,6 +355,9 @@ def to_edge_filter(flt: SearchFilter | None) -> qe.Filter | None:
         return None
     import qdrant_edge as qe
 
+    if not all(terms):  # an empty OR (no allowed prefix) matches nothing
+        return qe.Filter(must=[qe.HasIdCondition(set())])
+
     must: list[Any] = [
         _match(*any_of[0]) if len(any_of) == 1 else qe.Filter(should=[_match(k, v) for k, v in any_of])
         for any_of in terms

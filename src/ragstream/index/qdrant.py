@@ -75,6 +75,13 @@ class SearchFilter(BaseModel):
         description="Equality on the object's user metadata (x-amz-meta-*, which S3 keeps as text: "
         "numbers and booleans match their text, e.g. 2024 matches '2024', true matches 'true').",
     )
+    allowed_prefixes: list[str] | None = Field(
+        default=None,
+        description="The source must be under at least one of these prefixes (a prefix ending in '/' "
+        "is a folder, otherwise an exact source or the folder of that name, the same rule as "
+        "source_prefix); None = unrestricted; [] = nothing matches. Set by the server from the "
+        "caller's scope, never taken from a request.",
+    )
 
 
 def folders_of(source: str) -> list[str]:
@@ -309,11 +316,9 @@ def filter_terms(flt: SearchFilter | None) -> list[list[tuple[str, str]]]:
         return []
     terms: list[list[tuple[str, str]]] = []
     if flt.source_prefix:
-        prefix = flt.source_prefix
-        if prefix.endswith("/"):
-            terms.append([("metadata.folders", prefix)])
-        else:  # one source, or the folder of that name
-            terms.append([("metadata.source", prefix), ("metadata.folders", prefix + "/")])
+        terms.append(_prefix_terms(flt.source_prefix))
+    if flt.allowed_prefixes is not None:  # one OR over every allowed prefix; [] matches nothing
+        terms.append([term for prefix in flt.allowed_prefixes for term in _prefix_terms(prefix)])
     if flt.content_type:
         terms.append([("metadata.content_type", flt.content_type)])
     for key, value in flt.metadata.items():
@@ -321,12 +326,22 @@ def filter_terms(flt: SearchFilter | None) -> list[list[tuple[str, str]]]:
     return terms
 
 
+def _prefix_terms(prefix: str) -> list[tuple[str, str]]:
+    """A folder (``.../``), or one exact source or the folder of that name."""
+    if prefix.endswith("/"):
+        return [("metadata.folders", prefix)]
+    return [("metadata.source", prefix), ("metadata.folders", prefix + "/")]
+
+
 def to_qdrant_filter(flt: SearchFilter | None) -> qm.Filter | None:
-    """Our filter model as a Qdrant filter."""
+    """Our filter model as a Qdrant filter (an empty OR, e.g. no allowed prefix, matches nothing)."""
     terms = filter_terms(flt)
     if not terms:
         return None
     from qdrant_client.http import models as qm
+
+    if not all(terms):
+        return qm.Filter(must=[qm.HasIdCondition(has_id=[])])
 
     must: list[Any] = [
         _match(*any_of[0]) if len(any_of) == 1 else qm.Filter(should=[_match(k, v) for k, v in any_of])
