@@ -109,10 +109,11 @@ def crash_script(tmp_path: Path) -> Path:
                     self.inner.close()  # what the OS would leave: the writes applied, nothing else
                     os._exit(9)
 
-            settings = Settings(home=Path(sys.argv[1]), embedding_provider="local")
-            pipeline = Pipeline.from_settings(settings, index=DiesAfterUpsert(open_index(settings)))
-            pipeline.sync(sys.argv[2])
-            sys.exit("the pipeline should have died in its upsert")
+            if __name__ == "__main__":  # extraction workers import the main module
+                settings = Settings(home=Path(sys.argv[1]), embedding_provider="local")
+                pipeline = Pipeline.from_settings(settings, index=DiesAfterUpsert(open_index(settings)))
+                pipeline.sync(sys.argv[2])
+                sys.exit("the pipeline should have died in its upsert")
             """
         ),
         encoding="utf-8",

@@ -114,3 +114,22 @@ def test_a_ragged_csv_is_indexed_as_text() -> None:
     )
     text = " ".join(e.text for e in result.elements)
     assert "preliminary" in text and "South" in text
+
+
+def test_a_program_whose_main_module_cannot_be_imported_is_told_what_to_do(tmp_path: Path) -> None:
+    # a script with no `if __name__ == "__main__":` guard re-runs itself in every worker
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from ragstream.config import Settings\n"
+        "from ragstream.errors import ConfigError\n"
+        "from ragstream.extract.sandbox import Sandbox\n"
+        "from ragstream.model import SourceRef\n"
+        "try:\n"
+        "    Sandbox(timeout=30, memory_mb=2048).extract(b'some words here', "
+        "SourceRef(source='file:///x/a.txt', key='a.txt'), Settings())\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert "main module must be safe to import" in done.stdout, done.stderr

@@ -23,7 +23,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CorruptDocument, RagstreamError, TooLarge
+from ..errors import ConfigError, CorruptDocument, RagstreamError, TooLarge
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -35,6 +35,8 @@ __all__ = ["Sandbox"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds a new worker may take to start (the forkserver's first start imports the modules below).
+STARTUP_SECONDS = 120.0
 #: Modules the forkserver imports once, so that every worker starts with them loaded.
 PRELOAD = [
     "ragstream.extract",
@@ -116,6 +118,16 @@ class Sandbox:
         process.start()
         child.close()
         self._process, self._conn = process, parent
+        try:  # the worker says it is ready once it has started: else it could not import the program
+            ready = parent.poll(STARTUP_SECONDS) and parent.recv() == ("ready", None)
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            code = self._stop()
+            raise ConfigError(
+                f"the extraction worker could not start (exit code {code}): the program's main module "
+                "must be safe to import (if __name__ == '__main__':), or set RAGSTREAM_EXTRACT_ISOLATION=none"
+            )
         return parent
 
     def _stop(self) -> int | None:
@@ -156,6 +168,7 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
 
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    conn.send(("ready", None))
     while True:
         try:
             data, ref, settings = conn.recv()
