@@ -474,6 +474,65 @@ def test_documents_show_status_counts_and_the_failure_reason(secured: Served, ta
     assert not set(first_page) & set(second_page) and len(set(first_page) | set(second_page)) == 8
 
 
+SCOPED_KEY = "handbook-only-key-0123456789abcdefghij"  # a placeholder, not a secret
+
+
+@pytest.fixture(scope="module")
+def scoped(
+    indexed: Path, corpus: Path, tmp_path_factory: pytest.TempPathFactory, langfuse: LangfuseServer
+) -> Iterator[Served]:
+    """A server whose one key reads only the handbook folder, with tracing on."""
+    assert langfuse.public_key and langfuse.secret_key
+    keys = {"handbook": {"key": SCOPED_KEY, "prefixes": [(corpus / "handbook").resolve().as_uri() + "/"]}}
+    served = _serve_copy(
+        indexed,
+        tmp_path_factory,
+        "scoped",
+        RAGSTREAM_API_KEY=json.dumps(keys),
+        LANGFUSE_PUBLIC_KEY=langfuse.public_key,
+        LANGFUSE_SECRET_KEY=langfuse.secret_key,
+        LANGFUSE_BASE_URL=langfuse.url,
+        LANGFUSE_FLUSH_INTERVAL="0.5",
+    )
+    yield served
+    stop_server(served)
+
+
+def test_a_scoped_key_sees_only_its_prefixes_and_can_give_feedback(
+    scoped: Served, corpus: Path, tab: Tab, langfuse: LangfuseServer
+) -> None:
+    page = tab.page
+    handbook = (corpus / "handbook").resolve().as_uri() + "/"
+    page.goto(f"{scoped.url}/")
+    enter_key(page, SCOPED_KEY)
+
+    # an answer from the handbook, cited to it
+    answer = ask(page, "How many days of paid annual leave do employees get?").json()
+    assert answer["citations"] and all(c["source"].startswith(handbook) for c in answer["citations"])
+    assert answer["feedback_token"]
+
+    # a search for the finance report finds nothing outside the handbook
+    hits = search(page, "revenue in the third quarter").json()["hits"]
+    assert all(h["source"].startswith(handbook) for h in hits)
+    expect(page.locator("#hits")).not_to_contain_text("quarterly-report")
+
+    # the documents view lists the handbook only
+    page.click("#tab-documents")
+    rows = page.locator("#documents-body tr")
+    expect(rows).to_have_count(2)
+    assert all("handbook" in text for text in rows.locator('td[data-label="Source"]').all_inner_texts())
+    shot(page, "scoped-documents")
+
+    # feedback on its own answer is recorded: the page sends the answer's token
+    page.click("#tab-ask")
+    with page.expect_request(lambda r: r.url.endswith("/feedback")) as sent:
+        page.click("#thumb-down")
+    body = json.loads(sent.value.post_data or "")
+    assert body == {"trace_id": answer["trace_id"], "score": 0, "feedback_token": answer["feedback_token"]}
+    expect(page.locator("#feedback-state")).to_have_text("Thank you: your feedback was recorded.")
+    assert langfuse.wait_for(lambda s: any(x.get("traceId") == answer["trace_id"] for x in s.scores), 30)
+
+
 # -- errors --------------------------------------------------------------------------------------------------
 
 

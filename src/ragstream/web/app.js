@@ -296,7 +296,10 @@
     $("thumb-down").disabled = true;
     line.textContent = "Sending…";
     try {
-      const result = await api("POST", "feedback", { trace_id: answer.trace_id, score });
+      const body = { trace_id: answer.trace_id, score };
+      // a key bound to prefixes proves the answer was its own with the answer's token
+      if (answer.feedback_token) body.feedback_token = answer.feedback_token;
+      const result = await api("POST", "feedback", body);
       button.setAttribute("aria-pressed", "true");
       line.textContent = result && result.recorded
         ? "Thank you: your feedback was recorded."
