@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ragstream.blobs import SourcePolicy
 from ragstream.config import get_settings
-from ragstream.events import is_reconcile_event, is_sqs_event, refs_from_event, refs_from_sqs_record
+from ragstream.events import is_reconcile_event, is_sqs_event, refs_from_sqs_record, refs_of_records
 from ragstream.ingest import Outcome, Pipeline, raise_for_retry
 from ragstream.tracing import build_tracer, flush_after
 
@@ -55,7 +55,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
     if is_reconcile_event(event):  # the scheduled repair of lost events
         outcomes = pipeline.sync(f"s3://{settings.bucket}/", repair=True, on_outcome=_log)
-    else:  # direct S3 notification or EventBridge
-        outcomes = pipeline.run(refs_from_event(event), on_outcome=_log)
+    else:  # direct S3 notification or EventBridge: a malformed record is rejected on its own
+        refs, problems = refs_of_records(event)
+        outcomes = [Outcome(source="(malformed record)", status="rejected", reason=p) for p in problems]
+        for outcome in outcomes:
+            _log(outcome)
+        outcomes += pipeline.run(refs, on_outcome=_log)
     raise_for_retry(outcomes)
     return {"outcomes": [o.model_dump(mode="json") for o in outcomes]}

@@ -87,6 +87,21 @@ def refs_from_s3_event(event: dict[str, Any] | S3Event) -> list[SourceRef]:
     return [ref for ref in refs if ref is not None]
 
 
+def refs_of_records(event: dict[str, Any]) -> tuple[list[SourceRef], list[str]]:
+    """A direct S3 notification (or EventBridge event) read record by record: the SourceRefs of the
+    good records, and why each malformed one was left out, so that one bad record fails only itself."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    parts = [{**event, "Records": [r]} for r in records] if isinstance(records, list) else [event]
+    refs: list[SourceRef] = []
+    problems: list[str] = []
+    for number, part in enumerate(parts, start=1):
+        try:
+            refs += refs_from_event(part)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            problems.append(f"record {number} is not an S3 event record ({type(exc).__name__}: {exc})"[:300])
+    return refs, problems
+
+
 def refs_from_eventbridge(event: dict[str, Any] | EventBridgeEvent) -> list[SourceRef]:
     """The SourceRef of an S3 "Object Created" / "Object Deleted" EventBridge event; else empty."""
     raw = event.raw_event if isinstance(event, EventBridgeEvent) else event

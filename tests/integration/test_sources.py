@@ -21,7 +21,7 @@ import pytest
 from moto import mock_aws
 from qdrant_client import QdrantClient
 
-from ragstream.blobs import Blobs, LocalFiles, SourcePolicy, file_ref
+from ragstream.blobs import Blobs, LocalFiles, SourcePolicy, Unlisted, file_ref
 from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings
 from ragstream.errors import ConfigError, RejectedSource
@@ -198,6 +198,19 @@ def test_batch_mates_of_a_rejected_record_are_indexed(handler: ModuleType) -> No
     assert handler.pipeline.index.count(f"s3://{FOREIGN}/secret.txt") == 0
 
 
+def test_a_malformed_record_of_a_direct_s3_event_fails_only_itself(handler: ModuleType) -> None:
+    # GIVEN a direct S3 notification whose first record has no object key, and a good second record
+    good = s3_notification(BUCKET, "ok.txt")["Records"][0]
+    broken = {**good, "s3": {**good["s3"], "object": {"size": 3}}}
+    # WHEN the handler gets it
+    response = handler.lambda_handler({"Records": [broken, good]}, Context())
+    # THEN the broken record is rejected with its reason, and the good one indexed
+    outcomes = response["outcomes"]
+    assert [o["status"] for o in outcomes] == ["rejected", "indexed"]
+    assert "record 1 is not an S3 event record" in outcomes[0]["reason"]
+    assert handler.pipeline.index.count(f"s3://{BUCKET}/ok.txt") == 1
+
+
 def test_reconcile_reads_only_the_configured_bucket(handler: ModuleType) -> None:
     # GIVEN the bucket holds a good object and two dot-segment keys, and another bucket a secret
     # WHEN the schedule's reconcile runs (a bucket named in the event is not taken from it)
@@ -240,8 +253,12 @@ def test_local_refs_stay_inside_the_folder(tmp_path: Path) -> None:
     docs.mkdir()
     (docs / "inside.txt").write_text("fine")
     (docs / "link.txt").symlink_to(outside)
-    # WHEN the folder is listed THEN the link is left out
-    assert [r.key for r in LocalFiles().list(str(docs))] == ["inside.txt"]
+    # WHEN the folder is listed THEN the link is not followed: it is reported, not read
+    entries = list(LocalFiles().list(str(docs)))
+    assert [r.key for r in entries if isinstance(r, SourceRef)] == ["inside.txt"]
+    assert [(u.source, u.folder) for u in entries if isinstance(u, Unlisted)] == [
+        ((docs / "link.txt").as_uri(), False)
+    ]
     # AND a policy bound to the folder refuses what is outside or goes up with '..'
     policy = SourcePolicy(roots=(docs,))
     policy.check(file_ref(docs / "inside.txt", docs))
