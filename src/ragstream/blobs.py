@@ -28,6 +28,10 @@ class BlobStore(Protocol):
         """Every object under ``root`` (a folder path, or ``s3://bucket/prefix``)."""
         ...
 
+    def head(self, ref: SourceRef) -> SourceRef | None:
+        """The object's current state (size, ETag), or None when the key has no live object."""
+        ...
+
 
 def file_ref(path: Path, root: Path | None = None) -> SourceRef:
     """The SourceRef of a local file: source ``file:///abs/path``, key relative to ``root``."""
@@ -59,6 +63,13 @@ class LocalFiles:
             raise ObjectGone(ref.source) from None
         _check_size(size, max_bytes)
         return path.read_bytes(), ref
+
+    def head(self, ref: SourceRef) -> SourceRef | None:
+        path = path_of(ref.source)
+        if not path.is_file():
+            return None
+        current = file_ref(path)
+        return ref.model_copy(update={"size": current.size, "etag": current.etag})
 
     def list(self, root: str) -> Iterator[SourceRef]:
         base = Path(root)
@@ -115,6 +126,23 @@ class S3Objects:
             }
         )
 
+    def head(self, ref: SourceRef) -> SourceRef | None:
+        """HeadObject of the current version: None when the key is gone or a delete marker is on top."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            head = self.client.head_object(Bucket=ref.bucket, Key=ref.key)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound", "405", "MethodNotAllowed"):
+                return None
+            raise _translate(exc) from exc
+        except BotoCoreError as exc:
+            raise ServiceUnavailable(f"S3 head of {ref.source} failed: {exc}") from exc
+        return ref.model_copy(
+            update={"size": head.get("ContentLength"), "etag": (head.get("ETag") or "").strip('"') or None}
+        )
+
     def list(self, root: str) -> Iterator[SourceRef]:
         parsed = urlparse(root)
         bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
@@ -164,6 +192,10 @@ class MemoryBlobs:
         except KeyError:
             raise ObjectGone(ref.source) from None
 
+    def head(self, ref: SourceRef) -> SourceRef | None:
+        data = self.documents.get(ref.source)
+        return None if data is None else ref.model_copy(update={"size": len(data)})
+
     def list(self, root: str) -> Iterator[SourceRef]:
         for source in sorted(self.documents):
             if source.startswith(root):
@@ -182,3 +214,6 @@ class Blobs:
 
     def list(self, root: str) -> Iterator[SourceRef]:
         return (self.s3 if root.startswith("s3://") else self.local).list(root)
+
+    def head(self, ref: SourceRef) -> SourceRef | None:
+        return (self.s3 if ref.bucket else self.local).head(ref)

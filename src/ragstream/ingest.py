@@ -27,11 +27,12 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .blobs import Blobs, BlobStore, ObjectGone
+from .budget import UNBOUNDED, Deadline
 from .chunking import chunk_elements
-from .errors import DocumentError, EmptyDocument, RagstreamError, TransientError
+from .errors import DocumentError, EmptyDocument, Parked, RagstreamError, TransientError
 from .index import Point, QdrantIndex, point_id
 from .index.qdrant import folders_of
 from .model import Change, Chunk, DocumentRecord, Extraction, SourceRef, Status
@@ -66,8 +67,11 @@ RESERVED = frozenset(
 )
 #: Chunks gathered before one embed + upsert round across documents.
 FLUSH_CHUNKS = 512
+#: Seconds a document needs at least (fetch, extract, embed, commit); with less left it is not
+#: started in this invocation but handed back (``pending``), so it never runs into the timeout.
+MIN_START_SECONDS = 20.0
 
-OutcomeStatus = Literal["indexed", "skipped", "deleted", "failed", "stale", "gone", "repaired"]
+OutcomeStatus = Literal["indexed", "skipped", "deleted", "failed", "stale", "gone", "repaired", "pending"]
 
 
 class Outcome(BaseModel):
@@ -86,6 +90,9 @@ class Outcome(BaseModel):
     content_type: str | None = None
     engine: str | None = None
     seconds: float = 0.0
+    retry_after: int | None = Field(
+        default=None, description="pending: seconds after which the event should be applied again."
+    )
 
 
 @dataclass
@@ -158,10 +165,14 @@ class Pipeline:
         *,
         force: Collection[str] = (),
         on_outcome: Callable[[Outcome], None] | None = None,
+        deadline: Deadline = UNBOUNDED,
     ) -> list[Outcome]:
         """Apply each ref (upsert or delete); one outcome per ref, in order of completion.
 
-        Sources in ``force`` are re-indexed even when the ledger says they are unchanged.
+        Sources in ``force`` are re-indexed even when the ledger says they are unchanged. With a
+        bounded ``deadline`` a document is not started without ``MIN_START_SECONDS`` left, and an
+        OCR job that outlives the invocation is parked: both give a ``pending`` outcome whose event
+        the caller applies again later (after ``retry_after`` seconds).
         """
         outcomes: list[Outcome] = []
 
@@ -175,11 +186,17 @@ class Pipeline:
         for ref in refs:
             trace = self._start_trace(ref)
             if ref.change is Change.DELETE:
-                self._flush(pending, done)
-                pending = []
-                done(self._delete(ref, trace), trace)
-                continue
-            prepared = self._prepare(ref, force=ref.source in force, trace=trace)
+                live = self._live(ref)
+                if isinstance(live, Outcome):
+                    done(live, trace)
+                    continue
+                if live is None:
+                    self._flush(pending, done)
+                    pending = []
+                    done(self._delete(ref, trace), trace)
+                    continue
+                ref = live  # the key still has a current object: make the index match it
+            prepared = self._prepare(ref, force=ref.source in force, trace=trace, deadline=deadline)
             if isinstance(prepared, Outcome):
                 done(prepared, trace)
                 continue
@@ -263,9 +280,15 @@ class Pipeline:
             tags=["ingest", *([f"bucket:{ref.bucket}"] if ref.bucket else [])],
         )
 
-    def _prepare(self, ref: SourceRef, *, force: bool = False, trace: Span = NO_SPAN) -> _Prepared | Outcome:
+    def _prepare(
+        self, ref: SourceRef, *, force: bool = False, trace: Span = NO_SPAN, deadline: Deadline = UNBOUNDED
+    ) -> _Prepared | Outcome:
         started = time.perf_counter()
         timings: dict[str, float] = {}
+        if not deadline.allows(MIN_START_SECONDS):
+            return Outcome(
+                source=ref.source, status="pending", reason="no time left in this invocation", retry_after=0
+            )
         prev = self.ledger.get(ref.source)
         if _is_stale(ref, prev):
             return Outcome(
@@ -292,8 +315,17 @@ class Pipeline:
             t = time.perf_counter()
             from .extract import extract
 
+            resume = (
+                prev.job_id if prev and prev.status is Status.PENDING and prev.version == version else None
+            )
             with trace.child("extract") as span:
-                extraction = extract(data, ref, self.settings, textract=self.textract)
+                try:
+                    extraction = extract(
+                        data, ref, self.settings, textract=self.textract, deadline=deadline, ocr_job=resume
+                    )
+                except Parked as parked:
+                    span.update(level="WARNING", status_message=str(parked))
+                    return self._park(ref, prev, version, parked, started)
                 span.update(
                     metadata={
                         "content_type": extraction.content_type,
@@ -473,6 +505,23 @@ class Pipeline:
             seconds=time.perf_counter() - p.started,
         )
 
+    def _live(self, ref: SourceRef) -> SourceRef | Outcome | None:
+        """For an S3 removal: the key's current object as an upsert, when it still has one.
+
+        In a versioned bucket ``ObjectRemoved:Delete`` also reports deleting an old version (or the
+        delete marker above the object, which brings it back); only HeadObject tells whether the
+        document is gone. None: gone (or not in S3), delete it.
+        """
+        if not ref.bucket:
+            return None
+        try:
+            current = self.store.head(ref)
+        except Exception as exc:
+            return _outcome_of_error(ref.source, exc, time.perf_counter())
+        if current is None:
+            return None
+        return current.model_copy(update={"change": Change.UPSERT})
+
     def _delete(self, ref: SourceRef, trace: Span = NO_SPAN) -> Outcome:
         started = time.perf_counter()
         try:
@@ -524,6 +573,31 @@ class Pipeline:
                     }
                 )
             )
+
+    def _park(
+        self, ref: SourceRef, prev: DocumentRecord | None, version: str, parked: Parked, started: float
+    ) -> Outcome:
+        """Record a version whose OCR job outlives this invocation (its job id, to resume it)."""
+        record = DocumentRecord(
+            source=ref.source,
+            status=Status.PENDING,
+            version=version,
+            sequencer=ref.sequencer or (prev.sequencer if prev else None),
+            fingerprint=self.settings.fingerprint,
+            job_id=parked.job_id,
+            size=ref.size,
+            etag=ref.etag,
+            chunks=prev.chunks if prev else 0,  # the points of the indexed version still answer
+        )
+        if not self.ledger.put(record):
+            return Outcome(source=ref.source, status="stale", reason="a newer event was applied meanwhile")
+        return Outcome(
+            source=ref.source,
+            status="pending",
+            reason=str(parked),
+            retry_after=parked.retry_after,
+            seconds=time.perf_counter() - started,
+        )
 
     def _fail(
         self, ref: SourceRef, prev: DocumentRecord | None, version: str | None, exc: Exception, started: float
@@ -622,6 +696,8 @@ def _stray(rec: DocumentRecord | None, version: str) -> bool:
     """
     if rec is None or rec.status is Status.DELETED:
         return True
+    if rec.status is Status.PENDING:  # the indexed version answers until the new one replaces it
+        return False
     if rec.status is Status.FAILED:
         return not rec.retryable
     return rec.version != version

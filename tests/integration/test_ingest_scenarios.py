@@ -412,3 +412,56 @@ def test_the_handler_emits_cloudwatch_metrics_per_outcome(
             emitted[name] = emitted.get(name, 0) + (sum(value) if isinstance(value, list) else value)
     assert emitted["DocumentsIndexed"] >= 1 and emitted["DocumentsFailed"] == 1 and emitted["Chunks"] >= 1
     assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ragstream"
+
+
+def test_versioned_bucket_deleting_an_old_version_keeps_the_live_document(
+    aws: dict[str, Any], handler: ModuleType
+) -> None:
+    # GIVEN a versioned bucket and a document with two versions, the second one indexed
+    aws["s3"].put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    put(aws, "v.md", doc("budget"))
+    put(aws, "v.md", doc("pensions"))
+    drain(aws, handler)
+    versions = aws["s3"].list_object_versions(Bucket=BUCKET, Prefix="v.md")["Versions"]
+    old = next(v["VersionId"] for v in versions if not v["IsLatest"])
+    live = points_of(handler, "v.md")
+    assert live > 0
+
+    # WHEN the old version is deleted: S3 notifies ObjectRemoved:Delete with that versionId
+    # (moto sends no notification for version deletes; the event is the one S3 sends)
+    aws["s3"].delete_object(Bucket=BUCKET, Key="v.md", VersionId=old)
+    assert _apply(handler, _removed("v.md", "ObjectRemoved:Delete", "00000000000000C0", old)) == []
+
+    # THEN the live document stays indexed, as it is in the bucket
+    assert points_of(handler, "v.md") == live
+    assert handler.pipeline.ledger.get(f"s3://{BUCKET}/v.md").status is Status.INDEXED
+
+    # WHEN a delete marker is put on top (a plain delete in a versioned bucket)
+    marker = aws["s3"].delete_object(Bucket=BUCKET, Key="v.md")["VersionId"]
+    _apply(handler, _removed("v.md", "ObjectRemoved:DeleteMarkerCreated", "00000000000000D0", marker))
+    # THEN the document is gone from the index
+    assert points_of(handler, "v.md") == 0
+    assert handler.pipeline.ledger.get(f"s3://{BUCKET}/v.md").status is Status.DELETED
+
+    # WHEN the delete marker is removed, which brings the object back (S3 sends no ObjectCreated)
+    aws["s3"].delete_object(Bucket=BUCKET, Key="v.md", VersionId=marker)
+    _apply(handler, _removed("v.md", "ObjectRemoved:Delete", "00000000000000E0", marker))
+    # THEN it is indexed again
+    assert points_of(handler, "v.md") == live
+    assert handler.pipeline.ledger.get(f"s3://{BUCKET}/v.md").status is Status.INDEXED
+
+
+def _removed(key: str, event: str, sequencer: str, version_id: str) -> str:
+    """An ObjectRemoved notification of a versioned bucket, as S3 sends it (no size, no ETag)."""
+    body = json.loads(s3_body(key, event, sequencer))
+    obj = body["Records"][0]["s3"]["object"]
+    del obj["size"], obj["eTag"]
+    obj["versionId"] = version_id
+    return json.dumps(body)
+
+
+def _apply(handler: ModuleType, body: str) -> list[dict[str, Any]]:
+    failures: list[dict[str, Any]] = handler.lambda_handler(
+        {"Records": [sqs_record(body, "m-" + body[-40:])]}, Context()
+    )["batchItemFailures"]
+    return failures
