@@ -2,6 +2,8 @@
 
 Permanent document failures are recorded in the ledger and acknowledged; transient ones are reported
 as SQS batch item failures, so only those messages are retried (and reach the DLQ after the last try).
+Every step is given the invocation's remaining time; a document parked for later is sent back to the
+queue with a delay (``ragstream.work``). The schedule starts a reconcile run fanned out over the queue.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ragstream.budget import Deadline
 from ragstream.config import get_settings
-from ragstream.events import is_reconcile_event, is_sqs_event, refs_from_event, refs_from_sqs_record
+from ragstream.events import is_reconcile_event, is_sqs_event, refs_from_event
 from ragstream.ingest import Outcome, Pipeline, raise_for_retry
+from ragstream.reconcile import start_run
 from ragstream.tracing import build_tracer, flush_after
+from ragstream.work import WorkQueue, apply_message
 
 logger = Logger(service="ragstream-ingest")
 metrics = Metrics(namespace="ragstream", service="ingest")  # CloudWatch EMF: written to the log, no API call
@@ -25,6 +30,7 @@ settings = get_settings().resolve_secrets()
 tracer = build_tracer(settings)
 pipeline = Pipeline.from_settings(settings, tracer=tracer)
 processor = BatchProcessor(event_type=EventType.SQS)
+queue = WorkQueue(settings.queue_url) if settings.queue_url else None
 
 
 def _log(outcome: Outcome) -> None:
@@ -35,9 +41,10 @@ def _log(outcome: Outcome) -> None:
         metrics.add_metric(name="OcrPages", unit=MetricUnit.Count, value=outcome.ocr_pages)
 
 
-def record_handler(record: SQSRecord) -> None:
-    """One SQS message: its S3 events, applied in order."""
-    raise_for_retry(pipeline.run(refs_from_sqs_record(record), on_outcome=_log))
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    """One SQS message: its S3 events applied in order, or a reconcile step, within the time left."""
+    deadline = Deadline.from_millis(lambda_context.get_remaining_time_in_millis)
+    raise_for_retry(apply_message(record.body, pipeline, queue=queue, deadline=deadline, on_outcome=_log))
 
 
 @logger.inject_lambda_context
@@ -49,6 +56,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             event=event, record_handler=record_handler, processor=processor, context=context
         )
     if is_reconcile_event(event):  # the scheduled repair of lost events
+        if queue is not None:  # fanned out over the queue, step by step
+            step = start_run(f"s3://{settings.bucket}/", queue)
+            return {"reconcile": step.run}
         outcomes = pipeline.sync(f"s3://{settings.bucket}/", repair=True, on_outcome=_log)
     else:  # direct S3 notification or EventBridge
         outcomes = pipeline.run(refs_from_event(event), on_outcome=_log)

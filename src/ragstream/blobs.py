@@ -143,6 +143,37 @@ class S3Objects:
             update={"size": head.get("ContentLength"), "etag": (head.get("ETag") or "").strip('"') or None}
         )
 
+    def list_page(
+        self, root: str, *, token: str | None = None, limit: int = 1000
+    ) -> tuple[list[SourceRef], str | None]:
+        """One page (one ListObjectsV2 call) of the objects under ``s3://bucket/prefix``, and the
+        continuation token of the next page (None after the last)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        parsed = urlparse(root)
+        bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": limit}
+        if token:
+            kwargs["ContinuationToken"] = token
+        try:
+            page = self.client.list_objects_v2(**kwargs)
+        except ClientError as exc:
+            raise _translate(exc) from exc
+        except BotoCoreError as exc:
+            raise ServiceUnavailable(f"S3 listing of {root} failed: {exc}") from exc
+        refs = [
+            s3_ref(
+                bucket,
+                obj["Key"],
+                size=obj["Size"],
+                etag=obj["ETag"].strip('"'),
+                last_modified=obj["LastModified"],
+            )
+            for obj in page.get("Contents", [])
+            if not obj["Key"].endswith("/")  # folder placeholder
+        ]
+        return refs, page.get("NextContinuationToken") if page.get("IsTruncated") else None
+
     def list(self, root: str) -> Iterator[SourceRef]:
         parsed = urlparse(root)
         bucket, prefix = parsed.netloc, parsed.path.lstrip("/")

@@ -109,6 +109,18 @@ class Settings(BaseSettings):
         default=None, description="The bucket kept in sync; the scheduled reconcile lists it."
     )
 
+    queue_url: str | None = Field(
+        default=None,
+        description="The ingest queue (cloud): parked documents come back through it, and the scheduled "
+        "reconcile fans its listing pages and sweeps out over it.",
+    )
+    reconcile_page_size: int = Field(
+        default=1000, ge=1, le=1000, description="Objects of the bucket listing one reconcile step compares."
+    )
+    sweep_page_size: int = Field(
+        default=500, ge=1, le=1000, description="Ledger records one reconcile sweep step checks."
+    )
+
     # -- ledger ----------------------------------------------------------------------------------------
     ledger_table: str | None = Field(
         default=None, description="DynamoDB table of the ledger. Unset: SQLite under home."

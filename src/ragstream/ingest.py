@@ -264,6 +264,11 @@ class Pipeline:
                 on_outcome(outcome)
         return repaired + self.run([*listed, *gone], force=force, on_outcome=on_outcome)
 
+    def is_current(self, record: DocumentRecord | None, ref: SourceRef) -> bool:
+        """Whether the ledger already holds this object's outcome (same ETag, same settings), so that
+        a reconcile need not send it to be indexed."""
+        return self._unchanged(record, etag=ref.etag)
+
     def delete(self, ref: SourceRef) -> Outcome:
         trace = self._start_trace(ref)
         outcome = self._delete(ref, trace)
