@@ -46,6 +46,15 @@ class Deadline:
         """Whether a step expected to take ``seconds`` can still finish in time."""
         return self.left() >= seconds
 
+    def within(self, seconds: float) -> Deadline:
+        """A deadline for one step that may use at most ``seconds`` of this one's time (or what is
+        left, if less), so that the steps after it keep theirs. Unbounded stays unbounded."""
+        if self.remaining is None:
+            return self
+        parent = self
+        keep = max(0.0, self.left() - seconds)  # what the parent must still have when the step ends
+        return Deadline(remaining=lambda: parent.left() - keep, reserve=0.0, clock=self.clock)
+
 
 #: No limit: the local CLI and tests that do not simulate a Lambda.
 UNBOUNDED = Deadline()

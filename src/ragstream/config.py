@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     textract_timeout: float = Field(
         default=600.0, gt=0, description="Seconds to wait for an async Textract job before retrying later."
     )
+    textract_wait: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds one invocation (Lambda) waits for an asynchronous Textract job before parking "
+        "the document for a later one, so its batch mates keep their time. The CLI waits up to "
+        "textract_timeout.",
+    )
     max_document_mb: float = Field(default=200.0, gt=0, description="Larger documents fail as TooLarge.")
 
     # -- the bucket (cloud) ------------------------------------------------------------------------------

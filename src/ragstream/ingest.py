@@ -326,7 +326,12 @@ class Pipeline:
             with trace.child("extract") as span:
                 try:
                     extraction = extract(
-                        data, ref, self.settings, textract=self.textract, deadline=deadline, ocr_job=resume
+                        data,
+                        ref,
+                        self.settings,
+                        textract=self.textract,
+                        deadline=deadline.within(self.settings.textract_wait),
+                        ocr_job=resume,
                     )
                 except Parked as parked:
                     span.update(level="WARNING", status_message=str(parked))
