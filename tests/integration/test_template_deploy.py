@@ -306,3 +306,23 @@ def test_cors_origins_reach_the_api_and_the_app(cfn: dict[str, Any], monkeypatch
     default = Stack(cfn)
     assert "x-amazon-apigateway-cors" not in default.resources("AWS::ApiGatewayV2::Api")["HttpApi"]["Body"]
     assert "RAGSTREAM_CORS_ORIGINS" not in default.environment("QueryFunction")
+
+
+# -- the reconcile: fanned out over the queue, its failures kept and alarmed --
+def test_a_failed_reconcile_lands_in_the_dead_letter_queue_and_its_alarm(cfn: dict[str, Any]) -> None:
+    stack = Stack(cfn)
+    [invoke] = stack.resources("AWS::Lambda::EventInvokeConfig").values()
+    dlq = "arn:aws:<IngestDeadLetterQueue.Arn>"
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+    sends = {
+        r
+        for st in stack.statements("IngestRole")
+        if "sqs:SendMessage" in _as_list(st["Action"])
+        for r in _as_list(st["Resource"])
+    }
+    assert sends == {dlq, "arn:aws:<IngestQueue.Arn>"}  # the destination, and the fan-out's own queue
+    [alarm] = stack.resources("AWS::CloudWatch::Alarm").values()
+    assert alarm["Dimensions"][0]["Value"] == "arn:aws:<IngestDeadLetterQueue.QueueName>"
+    env = stack.environment("IngestFunction")
+    assert env["RAGSTREAM_QUEUE_URL"] == "<IngestQueue>"
+    assert Settings.model_validate({"queue_url": "https://sqs.eu-central-1.amazonaws.com/1/q"}).queue_url
