@@ -326,3 +326,29 @@ def test_a_failed_reconcile_lands_in_the_dead_letter_queue_and_its_alarm(cfn: di
     env = stack.environment("IngestFunction")
     assert env["RAGSTREAM_QUEUE_URL"] == "<IngestQueue>"
     assert Settings.model_validate({"queue_url": "https://sqs.eu-central-1.amazonaws.com/1/q"}).queue_url
+
+
+# -- finding 10: sam local needs --env-vars for what the stack names --
+def test_the_env_vars_example_names_every_resource_sam_local_cannot_resolve(cfn: dict[str, Any]) -> None:
+    example = json.loads((ROOT / "events" / "env.example.json").read_text(encoding="utf-8"))
+    template_text = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    stack = Stack(cfn)
+    assert set(example) == {"IngestFunction", "QueryFunction"}
+    fields = set(Settings.model_fields)
+    for function, variables in example.items():
+        env = stack.environment(function)
+        # every variable the stack sets from one of its own resources: sam local gives the logical id
+        from_resources = {name for name, value in env.items() if re.fullmatch(r"<\w+>", value)}
+        assert from_resources <= set(variables), f"{function}: add {from_resources - set(variables)}"
+        for name, value in variables.items():
+            assert name.removeprefix("RAGSTREAM_").lower() in fields, name
+            if re.search(r"KEY|SECRET|TOKEN|PASSWORD", name):
+                assert name.endswith("_PARAMETER") and value.startswith(("/", "arn:aws:secretsmanager:")), (
+                    name
+                )
+            assert not re.match(r"(sk-|pk-lf-|sk-lf-|AKIA)", value), f"{name} looks like a secret"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Invoke the functions locally with SAM", 1)[1].split("\n## ", 1)[0]
+    invokes = [line for line in section.splitlines() if line.startswith("sam local ")]
+    assert invokes and all("--env-vars" in line for line in invokes)
+    assert "events/env.example.json" in section and "IngestFunction" in template_text
