@@ -468,3 +468,33 @@ def _apply(handler: ModuleType, body: str) -> list[dict[str, Any]]:
         {"Records": [sqs_record(body, "m-" + body[-40:])]}, Context()
     )["batchItemFailures"]
     return failures
+
+
+def test_the_scheduled_reconcile_fans_out_over_the_queue_through_the_handler(
+    aws: dict[str, Any], handler: ModuleType, embedder: CountingEmbeddings
+) -> None:
+    # GIVEN the handler as deployed: it knows its bucket and its queue
+    from ragstream.work import WorkQueue
+
+    handler.settings = handler.settings.model_copy(update={"bucket": BUCKET})
+    handler.queue = WorkQueue(aws["queue_url"], client=aws["sqs"])
+    put(aws, "keep.md", doc("keep"))
+    put(aws, "vanish.md", doc("vanish"))
+    drain(aws, handler)
+    # AND events were lost: an object put and one deleted with no notification
+    aws["s3"].put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={})
+    put(aws, "silent-new.md", doc("silent"))
+    aws["s3"].delete_object(Bucket=BUCKET, Key="vanish.md")
+    before = embedder.documents
+    # WHEN the schedule invokes the function, and the queue is worked off
+    started = handler.lambda_handler(
+        json.loads((ROOT / "events" / "schedule-reconcile.json").read_text()), Context()
+    )
+    assert set(started) == {"reconcile"}
+    assert drain(aws, handler) == []
+    # THEN the new object is indexed, the vanished one deleted, the kept one untouched
+    ledger = handler.pipeline.ledger
+    assert points_of(handler, "silent-new.md") > 0 and points_of(handler, "vanish.md") == 0
+    assert ledger.get(f"s3://{BUCKET}/vanish.md").status is Status.DELETED
+    assert ledger.get(f"s3://{BUCKET}/keep.md").seen_run == started["reconcile"]
+    assert embedder.documents - before == ledger.get(f"s3://{BUCKET}/silent-new.md").chunks
