@@ -18,11 +18,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ragstream.budget import Deadline
 from ragstream.config import get_settings
-from ragstream.events import is_reconcile_event, is_sqs_event, refs_from_event
+from ragstream.events import is_reconcile_event, is_sqs_event
 from ragstream.ingest import Outcome, Pipeline, raise_for_retry
 from ragstream.reconcile import start_run
 from ragstream.tracing import build_tracer, flush_after
-from ragstream.work import WorkQueue, apply_message
+from ragstream.work import WorkQueue, apply_event, apply_message
 
 logger = Logger(service="ragstream-ingest")
 metrics = Metrics(namespace="ragstream", service="ingest")  # CloudWatch EMF: written to the log, no API call
@@ -61,6 +61,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             return {"reconcile": step.run}
         outcomes = pipeline.sync(f"s3://{settings.bucket}/", repair=True, on_outcome=_log)
     else:  # direct S3 notification or EventBridge
-        outcomes = pipeline.run(refs_from_event(event), on_outcome=_log)
+        deadline = Deadline.from_millis(context.get_remaining_time_in_millis)
+        outcomes = apply_event(event, pipeline, deadline=deadline, on_outcome=_log)
     raise_for_retry(outcomes)
     return {"outcomes": [o.model_dump(mode="json") for o in outcomes]}

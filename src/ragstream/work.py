@@ -23,7 +23,7 @@ from .model import SourceRef
 if TYPE_CHECKING:
     from .ingest import Outcome, Pipeline
 
-__all__ = ["INGEST_KIND", "MAX_DELAY_SECONDS", "WorkQueue", "apply_message", "ingest_item"]
+__all__ = ["INGEST_KIND", "MAX_DELAY_SECONDS", "WorkQueue", "apply_event", "apply_message", "ingest_item"]
 
 log = logging.getLogger(__name__)
 
@@ -135,4 +135,22 @@ def apply_message(
             raise TransientError(f"{len(later)} document(s) parked; the message comes back after its timeout")
         queue.send(body, delay=delay)
         log.info("parked %d document(s); the event comes back in %d s", len(later), delay)
+    return outcomes
+
+
+def apply_event(
+    event: dict[str, Any],
+    pipeline: Pipeline,
+    *,
+    deadline: Deadline = UNBOUNDED,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Apply an S3 notification or EventBridge event invoked directly (asynchronously, no queue):
+    a document parked for later raises TransientError, so that Lambda invokes the event again."""
+    from .events import refs_from_event
+
+    outcomes = pipeline.run(refs_from_event(event), on_outcome=on_outcome, deadline=deadline)
+    later = [o for o in outcomes if o.status == "pending"]
+    if later:
+        raise TransientError(f"{len(later)} document(s) parked; the invocation is retried")
     return outcomes

@@ -24,7 +24,7 @@ from qdrant_client import QdrantClient
 from ragstream.blobs import Blobs
 from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings
-from ragstream.errors import IndexUnavailable
+from ragstream.errors import IndexUnavailable, TransientError
 from ragstream.events import refs_from_event
 from ragstream.index import QdrantIndex, point_id
 from ragstream.ingest import Pipeline
@@ -498,3 +498,25 @@ def test_the_scheduled_reconcile_fans_out_over_the_queue_through_the_handler(
     assert ledger.get(f"s3://{BUCKET}/vanish.md").status is Status.DELETED
     assert ledger.get(f"s3://{BUCKET}/keep.md").seen_run == started["reconcile"]
     assert embedder.documents - before == ledger.get(f"s3://{BUCKET}/silent-new.md").chunks
+
+
+def test_a_direct_eventbridge_invocation_is_applied_within_the_time_left(
+    aws: dict[str, Any], handler: ModuleType
+) -> None:
+    # GIVEN an object and its EventBridge event, invoked directly (no queue)
+    put(aws, "direct.md", doc("direct"))
+    event = json.loads((ROOT / "events" / "eventbridge-object-created.json").read_text())
+    event["detail"]["object"].update(key="direct.md", size=100)
+
+    class Late(Context):
+        def get_remaining_time_in_millis(self) -> int:
+            return 25_000  # less than a document needs, after the reserve
+
+    # WHEN it arrives with too little time left, THEN it is handed back for Lambda's retry, untouched
+    with pytest.raises(TransientError, match="parked"):
+        handler.lambda_handler(event, Late())
+    assert handler.pipeline.ledger.get(f"s3://{BUCKET}/direct.md") is None
+    # WHEN it arrives with time, THEN it is indexed
+    result = handler.lambda_handler(event, Context())
+    assert [o["status"] for o in result["outcomes"]] == ["indexed"]
+    assert points_of(handler, "direct.md") > 0
