@@ -340,3 +340,31 @@ def test_a_document_is_not_started_without_time_to_finish_it(
     assert pipeline.ledger.get(f"s3://{BUCKET}/late.md") is None
     messages = aws["sqs"].receive_message(QueueUrl=aws["queue_url"]).get("Messages", [])
     assert [json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"] for m in messages] == ["late.md"]
+
+
+def test_throttled_polling_parks_the_job_instead_of_failing_the_document(
+    aws: dict[str, Any], pipeline: Pipeline, textract: tuple[Any, Stubber], clock: Clock
+) -> None:
+    # GIVEN a scan whose job starts, then Textract throttles every poll
+    client, stubber = textract
+    made = calls(client)
+    scan = scanned_pdf(20)
+    aws["s3"].put_object(Bucket=BUCKET, Key="throttled.pdf", Body=scan)
+    stubber.add_response("start_document_text_detection", {"JobId": "job-t"})
+    for _ in range(6):
+        stubber.add_client_error("get_document_text_detection", "ThrottlingException", http_status_code=400)
+    queue = WorkQueue(aws["queue_url"], client=aws["sqs"])
+    context = FakeLambdaContext(clock, budget_ms=45_000)
+    # WHEN its event is applied with 45 s left
+    [outcome] = apply_message(
+        s3_event("throttled.pdf", "E1", len(scan)),
+        pipeline,
+        queue=queue,
+        deadline=Deadline.from_millis(context.get_remaining_time_in_millis),
+    )
+    # THEN the backoff stops before the time runs out and the running job is parked, not failed
+    assert outcome.status == "pending", outcome
+    assert context.get_remaining_time_in_millis() >= 15_000
+    assert made.count("GetDocumentTextDetection") >= 1 and made.count("StartDocumentTextDetection") == 1
+    record = pipeline.ledger.get(f"s3://{BUCKET}/throttled.pdf")
+    assert record is not None and (record.status, record.job_id) == (Status.PENDING, "job-t")

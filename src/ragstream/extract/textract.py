@@ -137,7 +137,7 @@ class TextractOcr:
         while True:
             if not deadline.allows(_CALL_SECONDS):
                 raise Parked(f"Textract job {job_id} is running", job_id=job_id, retry_after=retry_after)
-            response = self._call("get_document_text_detection", JobId=job_id, MaxResults=1000)
+            response = self._poll(job_id, deadline, retry_after, MaxResults=1000)
             status = response.get("JobStatus")
             if status in {"SUCCEEDED", "PARTIAL_SUCCESS"}:
                 break
@@ -157,9 +157,7 @@ class TextractOcr:
         while next_token:
             if not deadline.allows(_CALL_SECONDS):  # the job is done: the next invocation reads it
                 raise Parked(f"Textract job {job_id} is done, its results not yet read", job_id=job_id)
-            response = self._call(
-                "get_document_text_detection", JobId=job_id, MaxResults=1000, NextToken=next_token
-            )
+            response = self._poll(job_id, deadline, 0, MaxResults=1000, NextToken=next_token)
             blocks.extend(response.get("Blocks", []))
             next_token = response.get("NextToken")
         return blocks_to_elements(blocks, default_page=1)
@@ -179,9 +177,20 @@ class TextractOcr:
             )
         return str(started["JobId"])
 
+    def _poll(self, job_id: str, deadline: Deadline, retry_after: int, **params: Any) -> dict[str, Any]:
+        """GetDocumentTextDetection; throttled or failing past the time left, the job is parked
+        (it runs on at Textract), not failed."""
+        try:
+            return self._call("get_document_text_detection", deadline=deadline, JobId=job_id, **params)
+        except (Throttled, ServiceUnavailable) as exc:
+            if not deadline.bounded:
+                raise
+            raise Parked(f"Textract job {job_id}: {exc}", job_id=job_id, retry_after=retry_after) from None
+
     # -- one call with retries ----------------------------------------------------------------------
 
-    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+    def _call(self, operation: str, *, deadline: Deadline = UNBOUNDED, **params: Any) -> dict[str, Any]:
+        """One Textract call, retried with backoff while tries and ``deadline`` allow."""
         from botocore.exceptions import (
             ClientError,
             HTTPClientError,
@@ -193,6 +202,8 @@ class TextractOcr:
 
         last = ""
         for attempt in range(1, self.max_attempts + 1):
+            pause = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+            final = attempt == self.max_attempts or not deadline.allows(pause + _CALL_SECONDS)
             self.calls.append(operation)
             try:
                 return getattr(self.client, operation)(**params)  # type: ignore[no-any-return]
@@ -203,13 +214,13 @@ class TextractOcr:
                 message = str(error.get("Message", ""))[:300]
                 if code in _THROTTLE_CODES or status == 429:
                     last = code or "429"
-                    if attempt == self.max_attempts:
+                    if final:
                         raise Throttled(
                             f"Textract is throttling ({last}) after {attempt} tries; will retry later"
                         ) from None
                 elif code in _SERVER_CODES or status >= 500:
                     last = code or str(status)
-                    if attempt == self.max_attempts:
+                    if final:
                         raise ServiceUnavailable(
                             f"Textract unavailable ({last}) after {attempt} tries"
                         ) from None
@@ -223,9 +234,9 @@ class TextractOcr:
                 ) from None
             except (BotoConnectionError, HTTPClientError) as exc:  # timeouts, resets, DNS
                 last = type(exc).__name__
-                if attempt == self.max_attempts:
+                if final:
                     raise ServiceUnavailable(f"Textract unreachable ({last}) after {attempt} tries") from None
-            _sleep(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+            _sleep(pause)
         raise ServiceUnavailable(f"Textract failed ({last})")  # pragma: no cover - loop always returns
 
 
