@@ -4,6 +4,8 @@ Permanent document failures are recorded in the ledger and acknowledged; transie
 as SQS batch item failures, so only those messages are retried (and reach the DLQ after the last try).
 Only objects of the configured bucket (RAGSTREAM_BUCKET) are read, never a local file: an event naming
 another bucket, no bucket or a ``..`` key is rejected (logged, counted as DocumentsRejected, acknowledged).
+Every step is given the invocation's remaining time; a document parked for later is sent back to the
+queue with a delay (``ragstream.work``). The schedule starts a reconcile run fanned out over the queue.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ragstream.blobs import SourcePolicy
+from ragstream.budget import Deadline
 from ragstream.config import get_settings
-from ragstream.events import is_reconcile_event, is_sqs_event, refs_from_sqs_record, refs_of_records
+from ragstream.events import is_reconcile_event, is_sqs_event
 from ragstream.ingest import Outcome, Pipeline, raise_for_retry
+from ragstream.reconcile import start_run
 from ragstream.tracing import build_tracer, flush_after
+from ragstream.work import WorkQueue, apply_event, apply_message
 
 logger = Logger(service="ragstream-ingest")
 copy_config_to_registered_loggers(source_logger=logger, include={"ragstream"})  # JSON: names escaped
@@ -30,6 +35,7 @@ settings = get_settings().resolve_secrets()
 tracer = build_tracer(settings)
 pipeline = Pipeline.from_settings(settings, tracer=tracer, sources=SourcePolicy.bucket_only(settings.bucket))
 processor = BatchProcessor(event_type=EventType.SQS)
+queue = WorkQueue(settings.queue_url) if settings.queue_url else None
 
 
 def _log(outcome: Outcome) -> None:
@@ -40,9 +46,10 @@ def _log(outcome: Outcome) -> None:
         metrics.add_metric(name="OcrPages", unit=MetricUnit.Count, value=outcome.ocr_pages)
 
 
-def record_handler(record: SQSRecord) -> None:
-    """One SQS message: its S3 events, applied in order."""
-    raise_for_retry(pipeline.run(refs_from_sqs_record(record), on_outcome=_log))
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    """One SQS message: its S3 events applied in order, or a reconcile step, within the time left."""
+    deadline = Deadline.from_millis(lambda_context.get_remaining_time_in_millis)
+    raise_for_retry(apply_message(record.body, pipeline, queue=queue, deadline=deadline, on_outcome=_log))
 
 
 @logger.inject_lambda_context
@@ -54,12 +61,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             event=event, record_handler=record_handler, processor=processor, context=context
         )
     if is_reconcile_event(event):  # the scheduled repair of lost events
+        if queue is not None:  # fanned out over the queue, step by step
+            step = start_run(f"s3://{settings.bucket}/", queue)
+            return {"reconcile": step.run}
         outcomes = pipeline.sync(f"s3://{settings.bucket}/", repair=True, on_outcome=_log)
     else:  # direct S3 notification or EventBridge: a malformed record is rejected on its own
-        refs, problems = refs_of_records(event)
-        outcomes = [Outcome(source="(malformed record)", status="rejected", reason=p) for p in problems]
-        for outcome in outcomes:
-            _log(outcome)
-        outcomes += pipeline.run(refs, on_outcome=_log)
+        deadline = Deadline.from_millis(context.get_remaining_time_in_millis)
+        outcomes = apply_event(event, pipeline, deadline=deadline, on_outcome=_log)
     raise_for_retry(outcomes)
     return {"outcomes": [o.model_dump(mode="json") for o in outcomes]}

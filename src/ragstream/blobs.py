@@ -63,6 +63,10 @@ class BlobStore(Protocol):
         met there but cannot be read (:class:`Unlisted`)."""
         ...
 
+    def head(self, ref: SourceRef) -> SourceRef | None:
+        """The object's current state (size, ETag), or None when the key has no live object."""
+        ...
+
 
 def file_ref(path: Path, root: Path | None = None) -> SourceRef:
     """The SourceRef of a local file: source ``file:///abs/path``, key relative to ``root``.
@@ -194,6 +198,13 @@ class LocalFiles:
         _check_size(len(data), max_bytes)  # it grew after the stat
         return data, ref
 
+    def head(self, ref: SourceRef) -> SourceRef | None:
+        path = path_of(ref.source)
+        if not path.is_file():
+            return None
+        current = file_ref(path)
+        return ref.model_copy(update={"size": current.size, "etag": current.etag})
+
     def list(self, root: str) -> Iterator[SourceRef | Unlisted]:
         base = Path(root).resolve()
         if base.is_file():
@@ -308,6 +319,54 @@ class S3Objects:
             }
         )
 
+    def head(self, ref: SourceRef) -> SourceRef | None:
+        """HeadObject of the current version: None when the key is gone or a delete marker is on top."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            head = self.client.head_object(Bucket=ref.bucket, Key=ref.key)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound", "405", "MethodNotAllowed"):
+                return None
+            raise _translate(exc) from exc
+        except BotoCoreError as exc:
+            raise ServiceUnavailable(f"S3 head of {ref.source} failed: {exc}") from exc
+        return ref.model_copy(
+            update={"size": head.get("ContentLength"), "etag": (head.get("ETag") or "").strip('"') or None}
+        )
+
+    def list_page(
+        self, root: str, *, token: str | None = None, limit: int = 1000
+    ) -> tuple[list[SourceRef], str | None]:
+        """One page (one ListObjectsV2 call) of the objects under ``s3://bucket/prefix``, and the
+        continuation token of the next page (None after the last)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        parsed = urlparse(root)
+        bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": limit}
+        if token:
+            kwargs["ContinuationToken"] = token
+        try:
+            page = self.client.list_objects_v2(**kwargs)
+        except ClientError as exc:
+            raise _translate(exc) from exc
+        except BotoCoreError as exc:
+            raise ServiceUnavailable(f"S3 listing of {root} failed: {exc}") from exc
+        refs = [
+            s3_ref(
+                bucket,
+                obj["Key"],
+                size=obj["Size"],
+                etag=obj["ETag"].strip('"'),
+                last_modified=obj["LastModified"],
+            )
+            for obj in page.get("Contents", [])
+            if not obj["Key"].endswith("/")  # folder placeholder
+        ]
+        return refs, page.get("NextContinuationToken") if page.get("IsTruncated") else None
+
     def list(self, root: str) -> Iterator[SourceRef | Unlisted]:
         parsed = urlparse(root)
         bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
@@ -357,6 +416,10 @@ class MemoryBlobs:
         except KeyError:
             raise ObjectGone(ref.source) from None
 
+    def head(self, ref: SourceRef) -> SourceRef | None:
+        data = self.documents.get(ref.source)
+        return None if data is None else ref.model_copy(update={"size": len(data)})
+
     def list(self, root: str) -> Iterator[SourceRef | Unlisted]:
         for source in sorted(self.documents):
             if source.startswith(root):
@@ -385,3 +448,6 @@ class Blobs:
 
     def list(self, root: str) -> Iterator[SourceRef | Unlisted]:
         return (self.s3 if root.startswith("s3://") else self.local).list(root)
+
+    def head(self, ref: SourceRef) -> SourceRef | None:
+        return (self.s3 if ref.bucket else self.local).head(ref)

@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     textract_timeout: float = Field(
         default=600.0, gt=0, description="Seconds to wait for an async Textract job before retrying later."
     )
+    textract_wait: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds one invocation (Lambda) waits for an asynchronous Textract job before parking "
+        "the document for a later one, so its batch mates keep their time. The CLI waits up to "
+        "textract_timeout.",
+    )
     max_document_mb: float = Field(default=200.0, gt=0, description="Larger documents fail as TooLarge.")
 
     # -- limits of extraction: hitting one is a permanent TooLarge that names it ------------------------
@@ -143,6 +150,18 @@ class Settings(BaseSettings):
     # -- the bucket (cloud) ------------------------------------------------------------------------------
     bucket: str | None = Field(
         default=None, description="The bucket kept in sync; the scheduled reconcile lists it."
+    )
+
+    queue_url: str | None = Field(
+        default=None,
+        description="The ingest queue (cloud): parked documents come back through it, and the scheduled "
+        "reconcile fans its listing pages and sweeps out over it.",
+    )
+    reconcile_page_size: int = Field(
+        default=1000, ge=1, le=1000, description="Objects of the bucket listing one reconcile step compares."
+    )
+    sweep_page_size: int = Field(
+        default=500, ge=1, le=1000, description="Ledger records one reconcile sweep step checks."
     )
 
     # -- ledger ----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ __all__ = [
     "HomeInUse",
     "IndexUnavailable",
     "OcrUnavailable",
+    "Parked",
     "RagstreamError",
     "RejectedSource",
     "ServiceUnavailable",
@@ -110,3 +111,15 @@ class ServiceUnavailable(TransientError):
 
 class IndexUnavailable(TransientError):
     """The vector index could not be reached."""
+
+
+# -- neither: the work goes on elsewhere; come back later -------------------------------------------
+
+
+class Parked(RagstreamError):
+    """A long step (an asynchronous Textract job) outlives this invocation; resume it later."""
+
+    def __init__(self, message: str, *, job_id: str | None = None, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.retry_after = retry_after

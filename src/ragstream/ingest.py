@@ -27,11 +27,20 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .blobs import Blobs, BlobStore, ObjectGone, SourcePolicy, Unlisted
+from .budget import UNBOUNDED, Deadline
 from .chunking import chunk_elements
-from .errors import DocumentError, EmptyDocument, RagstreamError, RejectedSource, TransientError, Unreadable
+from .errors import (
+    DocumentError,
+    EmptyDocument,
+    Parked,
+    RagstreamError,
+    RejectedSource,
+    TransientError,
+    Unreadable,
+)
 from .index import Point, QdrantIndex, point_id
 from .index.qdrant import folders_of
 from .model import Change, Chunk, DocumentRecord, Extraction, SourceRef, Status
@@ -68,8 +77,13 @@ RESERVED = frozenset(
 )
 #: Chunks gathered before one embed + upsert round across documents.
 FLUSH_CHUNKS = 512
+#: Seconds a document needs at least (fetch, extract, embed, commit); with less left it is not
+#: started in this invocation but handed back (``pending``), so it never runs into the timeout.
+MIN_START_SECONDS = 20.0
 
-OutcomeStatus = Literal["indexed", "skipped", "deleted", "failed", "stale", "gone", "repaired", "rejected"]
+OutcomeStatus = Literal[
+    "indexed", "skipped", "deleted", "failed", "stale", "gone", "repaired", "rejected", "pending"
+]
 
 
 class Outcome(BaseModel):
@@ -88,6 +102,9 @@ class Outcome(BaseModel):
     content_type: str | None = None
     engine: str | None = None
     seconds: float = 0.0
+    retry_after: int | None = Field(
+        default=None, description="pending: seconds after which the event should be applied again."
+    )
 
 
 @dataclass
@@ -176,6 +193,7 @@ class Pipeline:
         force: Collection[str] = (),
         verify: bool = False,
         on_outcome: Callable[[Outcome], None] | None = None,
+        deadline: Deadline = UNBOUNDED,
     ) -> list[Outcome]:
         """Apply each ref (upsert or delete); one outcome per ref, in order of completion.
 
@@ -183,7 +201,10 @@ class Pipeline:
         ``verify``, an unchanged ETag (for a local file: mtime and size) is not taken on trust: the
         bytes are read and hashed, so that an edit which kept both is still found. A ref that the
         source policy refuses is ``rejected``: nothing fetched, indexed or written to the ledger (an
-        event naming an arbitrary source must not be able to add records either).
+        event naming an arbitrary source must not be able to add records either). With a bounded
+        ``deadline`` a document is not started without ``MIN_START_SECONDS`` left, and an OCR job
+        that outlives the invocation is parked: both give a ``pending`` outcome whose event the
+        caller applies again later (after ``retry_after`` seconds).
         """
         outcomes: list[Outcome] = []
 
@@ -205,11 +226,19 @@ class Pipeline:
                 )
                 continue
             if ref.change is Change.DELETE:
-                self._flush(pending, done)
-                pending = []
-                done(self._delete(ref, trace), trace)
-                continue
-            prepared = self._prepare(ref, force=ref.source in force, verify=verify, trace=trace)
+                live = self._live(ref)
+                if isinstance(live, Outcome):
+                    done(live, trace)
+                    continue
+                if live is None:
+                    self._flush(pending, done)
+                    pending = []
+                    done(self._delete(ref, trace), trace)
+                    continue
+                ref = live  # the key still has a current object: make the index match it
+            prepared = self._prepare(
+                ref, force=ref.source in force, verify=verify, trace=trace, deadline=deadline
+            )
             if isinstance(prepared, Outcome):
                 done(prepared, trace)
                 continue
@@ -305,6 +334,11 @@ class Pipeline:
         ref = SourceRef(source=entry.source, key=entry.source.rsplit("/", 1)[-1])
         return self._fail(ref, prev, None, Unreadable(entry.reason), time.perf_counter())
 
+    def is_current(self, record: DocumentRecord | None, ref: SourceRef) -> bool:
+        """Whether the ledger already holds this object's outcome (same ETag, same settings), so that
+        a reconcile need not send it to be indexed."""
+        return self._unchanged(record, etag=ref.etag)
+
     def delete(self, ref: SourceRef) -> Outcome:
         trace = self._start_trace(ref)
         outcome = self._delete(ref, trace)
@@ -322,10 +356,20 @@ class Pipeline:
         )
 
     def _prepare(
-        self, ref: SourceRef, *, force: bool = False, verify: bool = False, trace: Span = NO_SPAN
+        self,
+        ref: SourceRef,
+        *,
+        force: bool = False,
+        verify: bool = False,
+        trace: Span = NO_SPAN,
+        deadline: Deadline = UNBOUNDED,
     ) -> _Prepared | Outcome:
         started = time.perf_counter()
         timings: dict[str, float] = {}
+        if not deadline.allows(MIN_START_SECONDS):
+            return Outcome(
+                source=ref.source, status="pending", reason="no time left in this invocation", retry_after=0
+            )
         prev = self.ledger.get(ref.source)
         if _is_stale(ref, prev):
             return Outcome(
@@ -352,11 +396,31 @@ class Pipeline:
             t = time.perf_counter()
             from .extract import extract
 
+            resume = (
+                prev.job_id if prev and prev.status is Status.PENDING and prev.version == version else None
+            )
             with trace.child("extract") as span:
-                if self.sandbox is not None:
-                    extraction = self.sandbox.extract(data, ref, self.settings)
-                else:
-                    extraction = extract(data, ref, self.settings, textract=self.textract)
+                try:
+                    if self.sandbox is not None:  # in a capped child process
+                        extraction = self.sandbox.extract(
+                            data,
+                            ref,
+                            self.settings,
+                            deadline=deadline.within(self.settings.textract_wait),
+                            ocr_job=resume,
+                        )
+                    else:
+                        extraction = extract(
+                            data,
+                            ref,
+                            self.settings,
+                            textract=self.textract,
+                            deadline=deadline.within(self.settings.textract_wait),
+                            ocr_job=resume,
+                        )
+                except Parked as parked:
+                    span.update(level="WARNING", status_message=str(parked))
+                    return self._park(ref, prev, version, parked, started)
                 span.update(
                     metadata={
                         "content_type": extraction.content_type,
@@ -562,6 +626,23 @@ class Pipeline:
             )
         )
 
+    def _live(self, ref: SourceRef) -> SourceRef | Outcome | None:
+        """For an S3 removal: the key's current object as an upsert, when it still has one.
+
+        In a versioned bucket ``ObjectRemoved:Delete`` also reports deleting an old version (or the
+        delete marker above the object, which brings it back); only HeadObject tells whether the
+        document is gone. None: gone (or not in S3), delete it.
+        """
+        if not ref.bucket:
+            return None
+        try:
+            current = self.store.head(ref)
+        except Exception as exc:
+            return _outcome_of_error(ref.source, exc, time.perf_counter())
+        if current is None:
+            return None
+        return current.model_copy(update={"change": Change.UPSERT})
+
     def _delete(self, ref: SourceRef, trace: Span = NO_SPAN) -> Outcome:
         started = time.perf_counter()
         try:
@@ -613,6 +694,31 @@ class Pipeline:
                     }
                 )
             )
+
+    def _park(
+        self, ref: SourceRef, prev: DocumentRecord | None, version: str, parked: Parked, started: float
+    ) -> Outcome:
+        """Record a version whose OCR job outlives this invocation (its job id, to resume it)."""
+        record = DocumentRecord(
+            source=ref.source,
+            status=Status.PENDING,
+            version=version,
+            sequencer=ref.sequencer or (prev.sequencer if prev else None),
+            fingerprint=self.settings.fingerprint,
+            job_id=parked.job_id,
+            size=ref.size,
+            etag=ref.etag,
+            chunks=prev.chunks if prev else 0,  # the points of the indexed version still answer
+        )
+        if not self.ledger.put(record):
+            return Outcome(source=ref.source, status="stale", reason="a newer event was applied meanwhile")
+        return Outcome(
+            source=ref.source,
+            status="pending",
+            reason=str(parked),
+            retry_after=parked.retry_after,
+            seconds=time.perf_counter() - started,
+        )
 
     def _fail(
         self, ref: SourceRef, prev: DocumentRecord | None, version: str | None, exc: Exception, started: float
@@ -711,6 +817,8 @@ def _stray(rec: DocumentRecord | None, version: str) -> bool:
     """
     if rec is None or rec.status is Status.DELETED:
         return True
+    if rec.status is Status.PENDING:  # the indexed version answers until the new one replaces it
+        return False
     if rec.status is Status.FAILED:
         return not rec.retryable
     return rec.version != version

@@ -126,6 +126,7 @@ class Status(StrEnum):
     FAILED = "failed"
     DELETED = "deleted"
     SKIPPED = "skipped"
+    PENDING = "pending"  # an asynchronous OCR job runs; ``job_id`` names it
 
 
 class DocumentRecord(BaseModel):
@@ -153,6 +154,12 @@ class DocumentRecord(BaseModel):
         default=None, description="S3 ETag, or mtime and size of a local file: a change shows without a read."
     )
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds spent per step.")
+    job_id: str | None = Field(
+        default=None, description="Textract job of a pending version, resumed when its message returns."
+    )
+    seen_run: str | None = Field(
+        default=None, description="The last reconcile run whose bucket listing held this source (the mark)."
+    )
     updated_at: datetime = Field(default_factory=utcnow)
 
     @field_validator("sequencer")

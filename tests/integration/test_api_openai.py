@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,3 +97,37 @@ def test_provider_failure_is_503_with_retry_after(openai_server: Any, chat_api: 
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert "sk-placeholder" not in response.text
+
+
+def test_a_slow_model_gives_the_apps_json_503_within_the_timeout(
+    openai_server: Any, embedder: LocalEmbeddings, seeded_index: QdrantIndex, seeded_ledger: SQLiteLedger
+) -> None:
+    # GIVEN the query function's upstream settings (no retries inside a request), scaled down 10x,
+    # and a chat model that answers later than the timeout
+    settings = Settings(
+        api_key=API_KEY,
+        llm="openai",
+        embedding_provider="local",
+        openai_api_key="sk-placeholder",
+        openai_base_url=f"{openai_server.url}/v1",
+        openai_max_retries=0,
+        openai_timeout=1.0,
+    )
+    openai_server.delay = 3.0
+    retriever = Retriever.from_settings(settings, embedder=embedder, index=seeded_index)
+    server = make_server(build_app(retriever, seeded_ledger, settings), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        # WHEN a question is asked
+        started = time.perf_counter()
+        response = ask(server.url, "What was the revenue?")
+        elapsed = time.perf_counter() - started
+    finally:
+        openai_server.delay = 0.0
+        server.shutdown()
+        server.server_close()
+    # THEN the app answers its own JSON 503 once the timeout passes, well before the model would have
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/json") and response.json()
+    assert elapsed < 2.5

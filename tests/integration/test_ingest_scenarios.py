@@ -24,7 +24,7 @@ from qdrant_client import QdrantClient
 from ragstream.blobs import Blobs
 from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings
-from ragstream.errors import IndexUnavailable
+from ragstream.errors import IndexUnavailable, TransientError
 from ragstream.events import refs_from_event
 from ragstream.index import QdrantIndex, point_id
 from ragstream.ingest import Pipeline
@@ -134,6 +134,9 @@ class Context:
     memory_limit_in_mb = 2048
     invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:IngestFunction"
     aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000  # the ingest function's timeout; these scenarios never come near it
 
 
 def drain(aws: dict[str, Any], handler: ModuleType) -> list[dict[str, Any]]:
@@ -413,3 +416,108 @@ def test_the_handler_emits_cloudwatch_metrics_per_outcome(
             emitted[name] = emitted.get(name, 0) + (sum(value) if isinstance(value, list) else value)
     assert emitted["DocumentsIndexed"] >= 1 and emitted["DocumentsFailed"] == 1 and emitted["Chunks"] >= 1
     assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ragstream"
+
+
+def test_versioned_bucket_deleting_an_old_version_keeps_the_live_document(
+    aws: dict[str, Any], handler: ModuleType
+) -> None:
+    # GIVEN a versioned bucket and a document with two versions, the second one indexed
+    aws["s3"].put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    put(aws, "v.md", doc("budget"))
+    put(aws, "v.md", doc("pensions"))
+    drain(aws, handler)
+    versions = aws["s3"].list_object_versions(Bucket=BUCKET, Prefix="v.md")["Versions"]
+    old = next(v["VersionId"] for v in versions if not v["IsLatest"])
+    live = points_of(handler, "v.md")
+    assert live > 0
+
+    # WHEN the old version is deleted: S3 notifies ObjectRemoved:Delete with that versionId
+    # (moto sends no notification for version deletes; the event is the one S3 sends)
+    aws["s3"].delete_object(Bucket=BUCKET, Key="v.md", VersionId=old)
+    assert _apply(handler, _removed("v.md", "ObjectRemoved:Delete", "00000000000000C0", old)) == []
+
+    # THEN the live document stays indexed, as it is in the bucket
+    assert points_of(handler, "v.md") == live
+    assert handler.pipeline.ledger.get(f"s3://{BUCKET}/v.md").status is Status.INDEXED
+
+    # WHEN a delete marker is put on top (a plain delete in a versioned bucket)
+    marker = aws["s3"].delete_object(Bucket=BUCKET, Key="v.md")["VersionId"]
+    _apply(handler, _removed("v.md", "ObjectRemoved:DeleteMarkerCreated", "00000000000000D0", marker))
+    # THEN the document is gone from the index
+    assert points_of(handler, "v.md") == 0
+    assert handler.pipeline.ledger.get(f"s3://{BUCKET}/v.md").status is Status.DELETED
+
+    # WHEN the delete marker is removed, which brings the object back (S3 sends no ObjectCreated)
+    aws["s3"].delete_object(Bucket=BUCKET, Key="v.md", VersionId=marker)
+    _apply(handler, _removed("v.md", "ObjectRemoved:Delete", "00000000000000E0", marker))
+    # THEN it is indexed again
+    assert points_of(handler, "v.md") == live
+    assert handler.pipeline.ledger.get(f"s3://{BUCKET}/v.md").status is Status.INDEXED
+
+
+def _removed(key: str, event: str, sequencer: str, version_id: str) -> str:
+    """An ObjectRemoved notification of a versioned bucket, as S3 sends it (no size, no ETag)."""
+    body = json.loads(s3_body(key, event, sequencer))
+    obj = body["Records"][0]["s3"]["object"]
+    del obj["size"], obj["eTag"]
+    obj["versionId"] = version_id
+    return json.dumps(body)
+
+
+def _apply(handler: ModuleType, body: str) -> list[dict[str, Any]]:
+    failures: list[dict[str, Any]] = handler.lambda_handler(
+        {"Records": [sqs_record(body, "m-" + body[-40:])]}, Context()
+    )["batchItemFailures"]
+    return failures
+
+
+def test_the_scheduled_reconcile_fans_out_over_the_queue_through_the_handler(
+    aws: dict[str, Any], handler: ModuleType, embedder: CountingEmbeddings
+) -> None:
+    # GIVEN the handler as deployed: it knows its bucket and its queue
+    from ragstream.work import WorkQueue
+
+    handler.settings = handler.settings.model_copy(update={"bucket": BUCKET})
+    handler.queue = WorkQueue(aws["queue_url"], client=aws["sqs"])
+    put(aws, "keep.md", doc("keep"))
+    put(aws, "vanish.md", doc("vanish"))
+    drain(aws, handler)
+    # AND events were lost: an object put and one deleted with no notification
+    aws["s3"].put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={})
+    put(aws, "silent-new.md", doc("silent"))
+    aws["s3"].delete_object(Bucket=BUCKET, Key="vanish.md")
+    before = embedder.documents
+    # WHEN the schedule invokes the function, and the queue is worked off
+    started = handler.lambda_handler(
+        json.loads((ROOT / "events" / "schedule-reconcile.json").read_text()), Context()
+    )
+    assert set(started) == {"reconcile"}
+    assert drain(aws, handler) == []
+    # THEN the new object is indexed, the vanished one deleted, the kept one untouched
+    ledger = handler.pipeline.ledger
+    assert points_of(handler, "silent-new.md") > 0 and points_of(handler, "vanish.md") == 0
+    assert ledger.get(f"s3://{BUCKET}/vanish.md").status is Status.DELETED
+    assert ledger.get(f"s3://{BUCKET}/keep.md").seen_run == started["reconcile"]
+    assert embedder.documents - before == ledger.get(f"s3://{BUCKET}/silent-new.md").chunks
+
+
+def test_a_direct_eventbridge_invocation_is_applied_within_the_time_left(
+    aws: dict[str, Any], handler: ModuleType
+) -> None:
+    # GIVEN an object and its EventBridge event, invoked directly (no queue)
+    put(aws, "direct.md", doc("direct"))
+    event = json.loads((ROOT / "events" / "eventbridge-object-created.json").read_text())
+    event["detail"]["object"].update(key="direct.md", size=100)
+
+    class Late(Context):
+        def get_remaining_time_in_millis(self) -> int:
+            return 25_000  # less than a document needs, after the reserve
+
+    # WHEN it arrives with too little time left, THEN it is handed back for Lambda's retry, untouched
+    with pytest.raises(TransientError, match="parked"):
+        handler.lambda_handler(event, Late())
+    assert handler.pipeline.ledger.get(f"s3://{BUCKET}/direct.md") is None
+    # WHEN it arrives with time, THEN it is indexed
+    result = handler.lambda_handler(event, Context())
+    assert [o["status"] for o in result["outcomes"]] == ["indexed"]
+    assert points_of(handler, "direct.md") > 0

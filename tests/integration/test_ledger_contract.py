@@ -411,3 +411,51 @@ def test_dynamodb_sort_key_is_cut_on_a_character_boundary() -> None:
     cut = sort_key("x" + "é" * 600)
     assert len(cut.encode()) == 1023
     assert sort_key("short") == "short"
+
+
+# -- pending OCR jobs, batch reads and the reconcile's mark --------------------------------------------------
+
+
+def test_a_pending_record_keeps_its_job_id_and_is_listed_by_status(ledger: Ledger) -> None:
+    # GIVEN a version whose OCR job outlives an invocation, parked with its job id
+    parked = record("s3://bucket/scan.pdf", seq(5), status=Status.PENDING, version="v" * 64, job_id="job-1")
+    assert ledger.put(parked)
+    ledger.put(record("s3://bucket/other.pdf", seq(1)))
+    # THEN the job id comes back, and the pending records can be listed
+    got = ledger.get("s3://bucket/scan.pdf")
+    assert got is not None and (got.status, got.job_id, got.version) == (Status.PENDING, "job-1", "v" * 64)
+    pending, _ = ledger.list(status=Status.PENDING)
+    assert [r.source for r in pending] == ["s3://bucket/scan.pdf"]
+    # AND the same event, resumed and done, replaces it (equal sequencer accepted)
+    assert ledger.put(record("s3://bucket/scan.pdf", seq(5), version="v" * 64))
+    done = ledger.get("s3://bucket/scan.pdf")
+    assert done is not None and done.status is Status.INDEXED and done.job_id is None
+
+
+def test_get_many_reads_a_page_of_sources_at_once(ledger: Ledger) -> None:
+    sources = [f"s3://bucket/k{i:04d}" for i in range(250)]
+    for s in sources[::2]:
+        ledger.put(record(s, seq(1), etag=f"e-{s[-4:]}"))
+    found = ledger.get_many([*sources, sources[0], "s3://bucket/none"])
+    assert set(found) == set(sources[::2])
+    assert found[sources[2]].etag == "e-0002"
+    assert ledger.get_many([]) == {}
+
+
+def test_mark_stamps_only_existing_records_and_changes_nothing_else(ledger: Ledger) -> None:
+    # GIVEN records with sequencers
+    for i in range(5):
+        ledger.put(record(f"s3://bucket/m{i}", seq(10 + i), etag=f"e{i}"))
+    before = ledger.get("s3://bucket/m1")
+    # WHEN a run marks some of them, and one unknown source
+    stamped = ledger.mark(["s3://bucket/m1", "s3://bucket/m3", "s3://bucket/unknown"], "run-1")
+    # THEN only those existing records carry the run; nothing else changed, no record was created
+    assert stamped == 2
+    assert ledger.get("s3://bucket/unknown") is None
+    after = ledger.get("s3://bucket/m1")
+    assert after is not None and before is not None
+    assert after.seen_run == "run-1"
+    assert after.model_copy(update={"seen_run": None}) == before
+    assert ledger.get("s3://bucket/m2").seen_run is None  # type: ignore[union-attr]
+    # AND the sequencer rule still holds after a mark
+    assert not ledger.put(record("s3://bucket/m1", seq(1)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from typing import Any
 
@@ -127,7 +128,7 @@ def test_failed_async_job_is_permanent() -> None:
             "get_document_text_detection", {"JobStatus": "FAILED", "StatusMessage": "Unsupported document"}
         )
         with pytest.raises(CorruptDocument, match="Unsupported document"):
-            ocr.detect_s3("bucket", "k.pdf", size=100, pages=2, token_of=b"abc")
+            ocr.detect_s3("bucket", "k.pdf", size=100, pages=2, token="abc")
 
 
 def test_textract_limits_are_clear_permanent_errors() -> None:
@@ -135,9 +136,9 @@ def test_textract_limits_are_clear_permanent_errors() -> None:
     with pytest.raises(TooLarge, match="10 MB"):
         ocr.detect_bytes(b"0" * (10 * 1024 * 1024 + 1))
     with pytest.raises(TooLarge, match="3000"):
-        ocr.detect_s3("bucket", "k.pdf", size=1000, pages=3001, token_of=b"x")
+        ocr.detect_s3("bucket", "k.pdf", size=1000, pages=3001, token="x")
     with pytest.raises(TooLarge, match="500 MB"):
-        ocr.detect_s3("b", "k.pdf", size=501 * 1024 * 1024, pages=2, token_of=b"x")
+        ocr.detect_s3("b", "k.pdf", size=501 * 1024 * 1024, pages=2, token="x")
 
 
 def test_multiframe_tiff_in_s3_uses_async_job() -> None:
@@ -177,3 +178,65 @@ def test_local_image_uses_tesseract_for_real() -> None:
     text = " ".join(e.text for e in result.elements)
     assert "RAGSTREAM" in text and "42" in text
     assert all(e.page == 1 for e in result.elements)
+
+
+def _record_tokens(textract: Any) -> list[str]:
+    tokens: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        tokens.append(params["ClientRequestToken"])
+
+    textract.meta.events.register("provide-client-params.textract.StartDocumentTextDetection", record)
+    return tokens
+
+
+def test_the_same_scan_under_two_keys_starts_two_jobs_with_their_own_tokens() -> None:
+    # GIVEN the same two-page scan uploaded under two keys
+    data = picture(["Frame"], fmt="TIFF", frames=2)
+    refs = [
+        SourceRef(source=f"s3://bucket/{k}", key=k, bucket="bucket", etag="e1") for k in ("a.tif", "b.tif")
+    ]
+    textract = client()
+    tokens = _record_tokens(textract)
+    done = {"JobStatus": "SUCCEEDED", "Blocks": [line("one", 0.1, 0.1, page=1)]}
+    with Stubber(textract) as stubber:
+        for job in ("ja", "jb"):
+            stubber.add_response("start_document_text_detection", {"JobId": job})
+            stubber.add_response("get_document_text_detection", done, {"JobId": job, "MaxResults": 1000})
+        # WHEN both are extracted
+        for ref in refs:
+            assert extract(data, ref, Settings(), textract=textract).elements
+        stubber.assert_no_pending_responses()
+    # THEN each S3 location has its own token (Textract binds a token to one location)
+    assert len(tokens) == 2 and tokens[0] != tokens[1]
+    assert all(re.fullmatch(r"[0-9a-f]{64}", t) for t in tokens)
+    # AND the same object again (a retried invocation) gives the same token: it joins its job
+    again = client()
+    again_tokens = _record_tokens(again)
+    with Stubber(again) as stubber:
+        stubber.add_response("start_document_text_detection", {"JobId": "ja"})
+        stubber.add_response("get_document_text_detection", done)
+        extract(data, refs[0], Settings(), textract=again)
+    assert again_tokens == tokens[:1]
+
+
+def test_a_token_bound_to_other_parameters_starts_the_job_under_a_fresh_one() -> None:
+    # GIVEN Textract answers IdempotentParameterMismatch (the token names another job's parameters)
+    ocr = TextractOcr(client())
+    tokens = _record_tokens(ocr.client)
+    with Stubber(ocr.client) as stubber:
+        stubber.add_client_error(
+            "start_document_text_detection", "IdempotentParameterMismatchException", http_status_code=400
+        )
+        stubber.add_response("start_document_text_detection", {"JobId": "fresh"})
+        stubber.add_response(
+            "get_document_text_detection",
+            {"JobStatus": "SUCCEEDED", "Blocks": [line("ok", 0.1, 0.1, page=1)]},
+            {"JobId": "fresh", "MaxResults": 1000},
+        )
+        # WHEN the document is read
+        elements = ocr.detect_s3("bucket", "k.pdf", size=100, pages=2, token="a" * 64)
+        stubber.assert_no_pending_responses()
+    # THEN it is read under a new token, not retried as a configuration error
+    assert [e.text for e in elements] == ["ok"]
+    assert tokens[0] == "a" * 64 and tokens[1] != tokens[0] and len(tokens[1]) == 64

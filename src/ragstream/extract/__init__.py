@@ -7,9 +7,11 @@ objects and Tesseract for local files (``RAGSTREAM_OCR``), per page where a PDF 
 
 from __future__ import annotations
 
+import hashlib
 import io
 from typing import TYPE_CHECKING, Any
 
+from ..budget import UNBOUNDED, Deadline
 from ..errors import CorruptDocument, EmptyDocument, OcrUnavailable, TooLarge
 from ..model import Element, Extraction, SourceRef
 from .detect import Detected, detect
@@ -39,13 +41,25 @@ def precheck(data: bytes, ref: SourceRef, settings: Settings) -> Detected:
     return detected
 
 
-def extract(data: bytes, ref: SourceRef, settings: Settings, *, textract: Any = None) -> Extraction:
-    """Detect the type of ``data`` and extract its elements; raises DocumentError subclasses."""
+def extract(
+    data: bytes,
+    ref: SourceRef,
+    settings: Settings,
+    *,
+    textract: Any = None,
+    deadline: Deadline = UNBOUNDED,
+    ocr_job: str | None = None,
+) -> Extraction:
+    """Detect the type of ``data`` and extract its elements; raises DocumentError subclasses.
+
+    An asynchronous OCR job that cannot finish before ``deadline`` raises :class:`~ragstream.errors.Parked`
+    with its job id; pass that id back as ``ocr_job`` (same bytes) to resume it.
+    """
     detected = precheck(data, ref, settings)
     if detected.kind == "pdf":
-        result = _extract_pdf(data, ref, settings, textract)
+        result = _extract_pdf(data, ref, settings, _Ocr(ref, settings, textract, deadline, ocr_job, data))
     elif detected.kind in _IMAGE_KINDS:
-        result = _extract_image(data, ref, settings, textract, detected)
+        result = _extract_image(data, _Ocr(ref, settings, textract, deadline, ocr_job, data), detected)
     else:
         from .unstructured import partition
 
@@ -85,13 +99,41 @@ def _with_titles(elements: list[Element]) -> list[Element]:
 class _Ocr:
     """The OCR engine in effect for one document, created only when a page needs it."""
 
-    def __init__(self, ref: SourceRef, settings: Settings, textract: Any) -> None:
+    def __init__(
+        self,
+        ref: SourceRef,
+        settings: Settings,
+        textract: Any,
+        deadline: Deadline = UNBOUNDED,
+        job_id: str | None = None,
+        data: bytes = b"",
+    ) -> None:
         mode = settings.ocr
         self.name = ("textract" if ref.bucket else "tesseract") if mode == "auto" else mode
         self.ref = ref
         self.settings = settings
+        self.deadline = deadline
+        self.job_id = job_id
+        self.data = data
         self._client = textract
         self._textract: Any = None
+
+    def detect_s3(self, pages: int) -> list[Element]:
+        """The whole object through Textract's asynchronous API (resuming the parked job, if any)."""
+        from .textract import job_token
+
+        assert self.ref.bucket is not None
+        version = hashlib.sha256(self.data).hexdigest()
+        token = job_token(self.ref.bucket, self.ref.key, version=version, etag=self.ref.etag)
+        return self.textract.detect_s3(  # type: ignore[no-any-return]
+            self.ref.bucket,
+            self.ref.key,
+            size=len(self.data),
+            pages=pages,
+            token=token,
+            job_id=self.job_id,
+            deadline=self.deadline,
+        )
 
     def require(self, what: str) -> None:
         """Fail clearly when OCR is needed and none is available."""
@@ -121,7 +163,7 @@ class _Ocr:
 # -- PDF -------------------------------------------------------------------------------------------
 
 
-def _extract_pdf(data: bytes, ref: SourceRef, settings: Settings, textract: Any) -> Extraction:
+def _extract_pdf(data: bytes, ref: SourceRef, settings: Settings, ocr: _Ocr) -> Extraction:
     from . import pdf_text
 
     pdf = pdf_text.open_pdf(data)
@@ -137,17 +179,17 @@ def _extract_pdf(data: bytes, ref: SourceRef, settings: Settings, textract: Any)
             need = []
         else:
             need = [p.number for p in pages if p.needs_ocr]
-        ocr = _Ocr(ref, settings, textract)
         meta: dict[str, Any] = {}
         text_pages = [p for p in pages if p.elements and p.number not in need]
         if need and ocr.name == "none" and settings.pdf_ocr == "auto" and text_pages:
             meta["pages_without_text"] = need  # the text pages are still worth indexing
             need = []
         ocr_elements: dict[int, list[Element]] = {}
+        billed = len(need)
         if need:
             listed = ", ".join(map(str, need[:10])) + ("..." if len(need) > 10 else "")
             ocr.require(f"PDF page(s) {listed}")
-            ocr_elements = _ocr_pdf_pages(pdf, data, need, total, ref, ocr, settings)
+            ocr_elements, billed = _ocr_pdf_pages(pdf, data, need, total, ref, ocr, settings)
         elements: list[Element] = []
         for page in pages:
             elements += ocr_elements.get(page.number, []) if page.number in need else page.elements
@@ -172,60 +214,65 @@ def _extract_pdf(data: bytes, ref: SourceRef, settings: Settings, textract: Any)
         content_type="application/pdf",
         engine=engine,
         pages=total,
-        ocr_pages=len(need),
+        ocr_pages=billed,
         metadata=meta,
     )
 
 
 def _ocr_pdf_pages(
     pdf: Any, data: bytes, need: list[int], total: int, ref: SourceRef, ocr: _Ocr, settings: Settings
-) -> dict[int, list[Element]]:
-    """OCR the given 1-based pages.
+) -> tuple[dict[int, list[Element]], int]:
+    """OCR the given 1-based pages; also returns the pages billed.
 
-    Textract: a multi-page PDF that needs every page, in S3, goes to the asynchronous API as it
-    is (no rendering, one job). Otherwise each page that needs OCR is rendered to PNG and sent to
-    DetectDocumentText: only those pages are billed, nothing is written to S3, no polling.
+    Textract: a PDF in S3 with more than one page to OCR goes to the asynchronous API as it is
+    (one job, no rendering, no loop of synchronous calls; it is billed for every page, and only
+    the pages without text take its text). One page to OCR is rendered to PNG and sent to
+    DetectDocumentText. A local file (no S3 object for the asynchronous API) sends each page.
     """
     from . import pdf_text
 
     out: dict[int, list[Element]] = {}
     scale = pdf_text.OCR_DPI / 72
-    for number in need:  # a page is rendered for OCR: its bitmap must fit the pixel limit
+
+    def renderable(number: int) -> int:
+        """A page to render for OCR: its bitmap must fit the pixel limit."""
         width, height = pdf[number - 1].get_size()
         check_pixels(width * scale, height * scale, f"page {number} at {pdf_text.OCR_DPI} dpi", settings)
+        return number
+
     if ocr.name == "tesseract":
         from .ocr import tesseract_image
 
-        for number in need:
+        for number in map(renderable, need):
             out[number] = tesseract_image(pdf_text.render_page(pdf, number), number, languages=ocr.languages)
-        return out
+        return out, len(need)
     from .textract import SYNC_MAX_BYTES
 
     client = ocr.textract
-    if len(need) == total and total > 1 and ref.bucket:
-        for element in client.detect_s3(ref.bucket, ref.key, size=len(data), pages=total, token_of=data):
-            if element.page is not None:
-                out.setdefault(element.page, []).append(element)
-        return out
+    if len(need) > 1 and ref.bucket:
+        wanted = set(need)
+        for element in ocr.detect_s3(total):
+            if element.page in wanted:
+                out.setdefault(element.page, []).append(element)  # type: ignore[arg-type]
+        return out, total
     if total == 1 and need == [1] and len(data) <= SYNC_MAX_BYTES:
         out[1] = client.detect_bytes(data, 1, what="PDF")
-        return out
-    for number in need:
+        return out, 1
+    for number in map(renderable, need):
         png = pdf_text.page_png(pdf, number, SYNC_MAX_BYTES)
         out[number] = client.detect_bytes(png, number, what=f"page {number} image")
-    return out
+    return out, len(need)
 
 
 # -- images ----------------------------------------------------------------------------------------
 
 
-def _extract_image(
-    data: bytes, ref: SourceRef, settings: Settings, textract: Any, detected: Detected
-) -> Extraction:
+def _extract_image(data: bytes, ocr: _Ocr, detected: Detected) -> Extraction:
     from PIL import Image, ImageSequence, UnidentifiedImageError
 
-    ocr = _Ocr(ref, settings, textract)
+    ref = ocr.ref
     ocr.require("this image")
+    settings = ocr.settings
     Image.MAX_IMAGE_PIXELS = settings.max_image_pixels  # Pillow's own guard, for what it decodes
     try:
         image = Image.open(io.BytesIO(data))
@@ -254,7 +301,7 @@ def _extract_image(
             if frames == 1:
                 elements = client.detect_bytes(data, 1, what=f"{detected.kind.upper()} image")
             elif ref.bucket:
-                elements = client.detect_s3(ref.bucket, ref.key, size=len(data), pages=frames, token_of=data)
+                elements = ocr.detect_s3(frames)
             else:
                 for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
                     buffer = io.BytesIO()

@@ -16,14 +16,17 @@ but fork, the program's main module must be safe to import (``if __name__ == "__
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import signal
 import threading
 import time
+from functools import partial
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, CorruptDocument, RagstreamError, TooLarge
+from ..budget import UNBOUNDED, Deadline
+from ..errors import ConfigError, CorruptDocument, Parked, RagstreamError, TooLarge
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -62,26 +65,38 @@ class Sandbox:
         return cls(timeout=settings.extract_timeout, memory_mb=settings.extract_memory_mb)
 
     def extract(
-        self, data: bytes, ref: SourceRef, settings: Settings, *, timeout: float | None = None
+        self,
+        data: bytes,
+        ref: SourceRef,
+        settings: Settings,
+        *,
+        deadline: Deadline = UNBOUNDED,
+        ocr_job: str | None = None,
     ) -> Extraction:
-        """What :func:`ragstream.extract.extract` returns or raises, within the caps.
+        """What :func:`ragstream.extract.extract` returns or raises (``Parked`` included), within the caps.
 
-        ``timeout`` shortens the wall-time limit (e.g. to a Lambda's remaining time).
+        A bounded ``deadline`` (a Lambda's remaining time) shortens the wall-time limit; a document
+        cut off by it rather than by ``RAGSTREAM_EXTRACT_TIMEOUT`` is parked (to be retried in an
+        invocation with time for it), not failed.
         """
         from . import precheck
 
         precheck(data, ref, settings)  # what needs no parser fails here, without a trip to the worker
-        limit = self.timeout if timeout is None else min(timeout, self.timeout)
+        left = deadline.left()
+        limit = min(self.timeout, left)
         with self._lock:
             conn = self._worker()
             started = time.monotonic()
             try:
-                conn.send((data, ref, settings))
+                # the deadline crosses as seconds on the monotonic clock, which the worker shares
+                conn.send((data, ref, settings, None if math.isinf(left) else started + left, ocr_job))
                 ready = conn.poll(limit)
             except (BrokenPipeError, EOFError, OSError):
                 ready = True  # the worker died on the way in; its exit code tells why
             if not ready:
                 self._stop()
+                if limit < self.timeout:
+                    raise Parked(f"no time left in this invocation to extract it ({limit:.0f} s)")
                 raise TooLarge(
                     f"extraction took longer than {limit:g} s (RAGSTREAM_EXTRACT_TIMEOUT): the document "
                     "is too large or too complex to parse"
@@ -160,6 +175,10 @@ class Sandbox:
         return CorruptDocument(f"the parser stopped on this document (exit code {code})")
 
 
+def _until(end: float) -> float:
+    return end - time.monotonic()
+
+
 def _serve(conn: Connection, memory_bytes: int) -> None:
     """The worker: extract each document received, send back ("ok", result) or ("error", exc)."""
     import resource
@@ -171,11 +190,12 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
     conn.send(("ready", None))
     while True:
         try:
-            data, ref, settings = conn.recv()
+            data, ref, settings, end, ocr_job = conn.recv()
         except (EOFError, OSError):
             return
+        deadline = UNBOUNDED if end is None else Deadline(remaining=partial(_until, end), reserve=0.0)
         try:
-            reply: tuple[str, Any] = ("ok", extract(data, ref, settings))
+            reply: tuple[str, Any] = ("ok", extract(data, ref, settings, deadline=deadline, ocr_job=ocr_job))
         except MemoryError:
             conn.send(("memory", None))
             return  # the heap may be in any state: the parent starts a new worker

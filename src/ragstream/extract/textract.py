@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..budget import UNBOUNDED, Deadline
 from ..errors import (
     ConfigError,
     CorruptDocument,
+    Parked,
     ServiceUnavailable,
     Throttled,
     TooLarge,
@@ -29,6 +32,7 @@ __all__ = [
     "SYNC_MAX_BYTES",
     "TextractOcr",
     "blocks_to_elements",
+    "job_token",
     "make_client",
 ]
 
@@ -51,6 +55,9 @@ _CONFIG_CODES = {
     "InvalidSignatureException",
     "ExpiredTokenException",
 }
+
+#: Seconds one Textract call may take; a poll is not started with less time left than that.
+_CALL_SECONDS = 5.0
 
 _sleep: Callable[[float], None] = time.sleep  # tests replace it
 
@@ -100,31 +107,46 @@ class TextractOcr:
 
     # -- asynchronous: a multi-page document in S3 --------------------------------------------------
 
-    def detect_s3(self, bucket: str, key: str, *, size: int, pages: int, token_of: bytes) -> list[Element]:
-        """StartDocumentTextDetection on s3://bucket/key, poll with backoff, follow NextToken."""
+    def detect_s3(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        size: int,
+        pages: int,
+        token: str,
+        job_id: str | None = None,
+        deadline: Deadline = UNBOUNDED,
+    ) -> list[Element]:
+        """StartDocumentTextDetection on s3://bucket/key (or resume ``job_id``), poll with backoff,
+        follow NextToken.
+
+        With a bounded ``deadline`` the wait stops before the time runs out: :class:`Parked` carries
+        the job id, so a later invocation resumes the job instead of starting (and paying for) it
+        again. Unbounded (the CLI), it waits up to ``job_timeout``.
+        """
         if size > ASYNC_MAX_BYTES:
             raise TooLarge(f"document is {size / 1048576:.0f} MB; Textract reads at most 500 MB")
         if pages > ASYNC_MAX_PAGES:
             raise TooLarge(f"document has {pages} pages; Textract reads at most {ASYNC_MAX_PAGES}")
-        # The same bytes give the same token: a retried invocation joins the job already started.
-        token = hashlib.sha256(token_of).hexdigest()[:64]
-        started = self._call(
-            "start_document_text_detection",
-            DocumentLocation={"S3Object": {"Bucket": bucket, "Name": key}},
-            ClientRequestToken=token,
-        )
-        job_id = started["JobId"]
-        deadline = time.monotonic() + self.job_timeout
+        if job_id is None:
+            job_id = self.start(bucket, key, token)
+        retry_after = min(900, 30 + pages // 4)  # Textract reads a few pages a second
+        give_up = time.monotonic() + self.job_timeout
         delay = self.base_delay
         while True:
-            response = self._call("get_document_text_detection", JobId=job_id, MaxResults=1000)
+            if not deadline.allows(_CALL_SECONDS):
+                raise Parked(f"Textract job {job_id} is running", job_id=job_id, retry_after=retry_after)
+            response = self._poll(job_id, deadline, retry_after, MaxResults=1000)
             status = response.get("JobStatus")
             if status in {"SUCCEEDED", "PARTIAL_SUCCESS"}:
                 break
             if status == "FAILED":
                 reason = response.get("StatusMessage") or "no reason given"
                 raise CorruptDocument(f"Textract could not read the document: {reason}")
-            if time.monotonic() > deadline:
+            if not deadline.allows(delay + _CALL_SECONDS):
+                raise Parked(f"Textract job {job_id} still {status}", job_id=job_id, retry_after=retry_after)
+            if not deadline.bounded and time.monotonic() > give_up:
                 raise ServiceUnavailable(
                     f"Textract job {job_id} still {status} after {self.job_timeout:.0f} s; it will be retried"
                 )
@@ -133,16 +155,42 @@ class TextractOcr:
         blocks = list(response.get("Blocks", []))
         next_token = response.get("NextToken")
         while next_token:
-            response = self._call(
-                "get_document_text_detection", JobId=job_id, MaxResults=1000, NextToken=next_token
-            )
+            if not deadline.allows(_CALL_SECONDS):  # the job is done: the next invocation reads it
+                raise Parked(f"Textract job {job_id} is done, its results not yet read", job_id=job_id)
+            response = self._poll(job_id, deadline, 0, MaxResults=1000, NextToken=next_token)
             blocks.extend(response.get("Blocks", []))
             next_token = response.get("NextToken")
         return blocks_to_elements(blocks, default_page=1)
 
+    def start(self, bucket: str, key: str, token: str) -> str:
+        """Start a text detection job; the same token (same bytes at the same place) joins its job."""
+        location = {"S3Object": {"Bucket": bucket, "Name": key}}
+        try:
+            started = self._call(
+                "start_document_text_detection", DocumentLocation=location, ClientRequestToken=token
+            )
+        except _TokenReused:
+            # the token is bound to a job with other parameters: start this one under a fresh token
+            fresh = hashlib.sha256(f"{token}|{uuid.uuid4()}".encode()).hexdigest()[:64]
+            started = self._call(
+                "start_document_text_detection", DocumentLocation=location, ClientRequestToken=fresh
+            )
+        return str(started["JobId"])
+
+    def _poll(self, job_id: str, deadline: Deadline, retry_after: int, **params: Any) -> dict[str, Any]:
+        """GetDocumentTextDetection; throttled or failing past the time left, the job is parked
+        (it runs on at Textract), not failed."""
+        try:
+            return self._call("get_document_text_detection", deadline=deadline, JobId=job_id, **params)
+        except (Throttled, ServiceUnavailable) as exc:
+            if not deadline.bounded:
+                raise
+            raise Parked(f"Textract job {job_id}: {exc}", job_id=job_id, retry_after=retry_after) from None
+
     # -- one call with retries ----------------------------------------------------------------------
 
-    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+    def _call(self, operation: str, *, deadline: Deadline = UNBOUNDED, **params: Any) -> dict[str, Any]:
+        """One Textract call, retried with backoff while tries and ``deadline`` allow."""
         from botocore.exceptions import (
             ClientError,
             HTTPClientError,
@@ -154,6 +202,8 @@ class TextractOcr:
 
         last = ""
         for attempt in range(1, self.max_attempts + 1):
+            pause = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+            final = attempt == self.max_attempts or not deadline.allows(pause + _CALL_SECONDS)
             self.calls.append(operation)
             try:
                 return getattr(self.client, operation)(**params)  # type: ignore[no-any-return]
@@ -164,16 +214,18 @@ class TextractOcr:
                 message = str(error.get("Message", ""))[:300]
                 if code in _THROTTLE_CODES or status == 429:
                     last = code or "429"
-                    if attempt == self.max_attempts:
+                    if final:
                         raise Throttled(
                             f"Textract is throttling ({last}) after {attempt} tries; will retry later"
                         ) from None
                 elif code in _SERVER_CODES or status >= 500:
                     last = code or str(status)
-                    if attempt == self.max_attempts:
+                    if final:
                         raise ServiceUnavailable(
                             f"Textract unavailable ({last}) after {attempt} tries"
                         ) from None
+                elif code == "IdempotentParameterMismatchException":
+                    raise _TokenReused(message) from None
                 else:
                     raise _permanent(code, message) from None
             except NoCredentialsError:
@@ -182,10 +234,26 @@ class TextractOcr:
                 ) from None
             except (BotoConnectionError, HTTPClientError) as exc:  # timeouts, resets, DNS
                 last = type(exc).__name__
-                if attempt == self.max_attempts:
+                if final:
                     raise ServiceUnavailable(f"Textract unreachable ({last}) after {attempt} tries") from None
-            _sleep(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+            _sleep(pause)
         raise ServiceUnavailable(f"Textract failed ({last})")  # pragma: no cover - loop always returns
+
+
+class _TokenReused(Exception):
+    """Textract bound this ClientRequestToken to a job with other parameters."""
+
+
+def job_token(
+    bucket: str, key: str, *, version: str, etag: str | None = None, version_id: str | None = None
+) -> str:
+    """The ClientRequestToken of one object's bytes at one S3 location (bucket, key, version id, ETag).
+
+    A retried invocation joins the job it started; the same bytes under another key start their own
+    job (a token names one set of parameters, or Textract answers IdempotentParameterMismatch).
+    """
+    raw = "\n".join((bucket, key, version_id or "", etag or "", version))
+    return hashlib.sha256(raw.encode()).hexdigest()[:64]
 
 
 def _permanent(code: str, message: str) -> Exception:

@@ -5,6 +5,7 @@ Two implementations pass one contract test suite: SQLite (local) and DynamoDB (c
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..model import DocumentRecord, Status
@@ -45,6 +46,18 @@ class Ledger(Protocol):
         SQLite returns sources in order; DynamoDB does so within a status (a GSI query) but not across
         pages of an unfiltered scan, where a page may also hold fewer than ``limit`` records.
         A cursor that was not returned by this ledger raises ValueError.
+        """
+        ...
+
+    def get_many(self, sources: Sequence[str]) -> dict[str, DocumentRecord]:
+        """The records of many sources at once (a page of a bucket listing); unknown ones absent."""
+        ...
+
+    def mark(self, sources: Iterable[str], run: str) -> int:
+        """Stamp ``seen_run = run`` on the records of these sources that exist; the count stamped.
+
+        Only that field changes (no sequencer condition: the mark is no event). A record written
+        after the mark by a put carries no stamp, but a newer ``updated_at``.
         """
         ...
 

@@ -6,6 +6,8 @@ import base64
 import binascii
 import json
 import threading
+import time
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -276,6 +278,68 @@ class DynamoDBLedger:
                 break
         records.sort(key=lambda r: r.source)  # keeps the index order: sort_key() is monotonic
         return records, _encode_cursor(start) if start else None
+
+    def get_many(self, sources: Sequence[str]) -> dict[str, DocumentRecord]:
+        """The records of many sources: BatchGetItem of 100 keys, strongly consistent, unprocessed
+        keys asked again with backoff."""
+        found: dict[str, DocumentRecord] = {}
+        unique = list(dict.fromkeys(sources))
+        for i in range(0, len(unique), 100):
+            keys: list[dict[str, Any]] = [{"source": {"S": s}} for s in unique[i : i + 100]]
+            for attempt in range(8):
+                if not keys:
+                    break
+                request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+                result = self._call_batch("batch_get_item", RequestItems=request)
+                for item in result.get("Responses", {}).get(self.table_name, []):
+                    rec = _from_item(item)
+                    found[rec.source] = rec
+                keys = result.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+                if keys:
+                    time.sleep(min(2.0, 0.05 * 2**attempt))
+            if keys:
+                raise Throttled(f"DynamoDB left {len(keys)} keys of ledger table {self.table_name!r} unread")
+        return found
+
+    def mark(self, sources: Iterable[str], run: str) -> int:
+        """Stamp ``seen_run`` with one conditional UpdateItem per existing source."""
+        from botocore.exceptions import ClientError
+
+        stamped = 0
+        for source in dict.fromkeys(sources):
+            try:
+                self._call(
+                    "update_item",
+                    Key={"source": {"S": source}},
+                    UpdateExpression="SET #run = :run",
+                    ConditionExpression="attribute_exists(#s)",
+                    ExpressionAttributeNames={"#run": "seen_run", "#s": "source"},
+                    ExpressionAttributeValues={":run": {"S": run}},
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    continue
+                raise
+            stamped += 1
+        return stamped
+
+    def _call_batch(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """A call that names its table inside the request (no TableName argument)."""
+        from botocore.exceptions import ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+
+        try:
+            result: dict[str, Any] = getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            translated = _translate(exc, self.table_name)
+            if translated is exc:
+                raise
+            raise translated from exc
+        except (BotoConnectionError, HTTPClientError) as exc:
+            raise ServiceUnavailable(
+                f"DynamoDB unreachable for ledger table {self.table_name!r}: {type(exc).__name__}"
+            ) from exc
+        return result
 
     def close(self) -> None:
         """Close the client this ledger created (an injected client belongs to the caller)."""

@@ -7,6 +7,7 @@ import binascii
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..model import DocumentRecord, Status
@@ -158,6 +159,34 @@ class SQLiteLedger:
         records = [DocumentRecord.model_validate_json(r[1]) for r in page]
         next_cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
         return records, next_cursor
+
+    def get_many(self, sources: Sequence[str]) -> dict[str, DocumentRecord]:
+        """The records of many sources, in chunks of 500 per query."""
+        found: dict[str, DocumentRecord] = {}
+        unique = list(dict.fromkeys(sources))
+        for i in range(0, len(unique), 500):
+            part = unique[i : i + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._conn().execute(f"SELECT record FROM documents WHERE source IN ({marks})", part)
+            for (text,) in rows:
+                rec = DocumentRecord.model_validate_json(text)
+                found[rec.source] = rec
+        return found
+
+    def mark(self, sources: Iterable[str], run: str) -> int:
+        """Stamp ``seen_run`` on existing records in one transaction per 500 sources."""
+        unique = list(dict.fromkeys(sources))
+        stamped = 0
+        conn = self._conn()
+        for i in range(0, len(unique), 500):
+            part = unique[i : i + 500]
+            marks = ",".join("?" * len(part))
+            cursor = conn.execute(
+                f"UPDATE documents SET record = json_set(record, '$.seen_run', ?) WHERE source IN ({marks})",
+                [run, *part],
+            )
+            stamped += cursor.rowcount
+        return stamped
 
     def close(self) -> None:
         """Close every connection this ledger opened, in any thread."""
