@@ -182,8 +182,17 @@ def run_image(image: str, target: Path, tmp: Path, steps: str, env: dict[str, st
     home_file.write_text("HOME is not writable here, as in Lambda\n")
     tmpdir = tmp / "lambda-tmp"
     tmpdir.mkdir()
+    body = tmp / "invoke_body.py"
+    body.write_text(PRELUDE + steps + EPILOGUE, encoding="utf-8")
     script = tmp / "invoke.py"
-    script.write_text(PRELUDE + steps + EPILOGUE, encoding="utf-8")
+    # Lambda's bootstrap runs the runtime under `if __name__ == "__main__":`; extraction workers
+    # import the main module (multiprocessing's forkserver), so this stand-in does the same
+    script.write_text(
+        "import sys\n"
+        "if __name__ == '__main__':\n"
+        f"    exec(compile(open({str(body)!r}).read(), {str(body)!r}, 'exec'))\n",
+        encoding="utf-8",
+    )
     python = getattr(sys, "_base_executable", sys.executable)
     base_env = {
         "PATH": "/usr/bin:/bin",
