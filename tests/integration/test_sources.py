@@ -81,6 +81,9 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:IngestFunction"
     aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
 
 def s3_notification(bucket: str, key: str) -> dict[str, Any]:
     return {

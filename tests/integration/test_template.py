@@ -336,7 +336,8 @@ def test_jwt_authorizer_is_off_by_default_and_guards_the_document_routes(templat
     guarded = {
         f"{m.upper()} {p}" for p, ops in body["paths"].items() for m, op in ops.items() if "security" in op
     }
-    assert guarded == API_ROUTES - {"GET /health", "GET /openapi.json"}
+    # the web page and its assets stay open, like /health: they hold no data
+    assert guarded == API_ROUTES - {"GET /health", "GET /openapi.json", "GET /", "GET /ui/{name}"}
     for ops in body["paths"].values():
         for op in ops.values():
             assert op["security"] == {"Fn::If": ["HasJwt", [{"OidcAuthorizer": []}], {"Ref": "AWS::NoValue"}]}

@@ -211,7 +211,9 @@ def down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     stop_server(served)
 
 
-SOURCE_BLOCK = re.compile(r"^\[(\d+)\] \((.+?)\)\n(.*?)(?=^\[\d+\] \(|\Z)", re.MULTILINE | re.DOTALL)
+SOURCE_BLOCK = re.compile(
+    r'^<source n="(\d+)" from="([^"]+)"[^>]*>\n(.*?)\n</source>', re.MULTILINE | re.DOTALL
+)
 
 
 def cite_the_revenue(body: dict[str, Any]) -> str:
@@ -380,7 +382,11 @@ def test_feedback_is_sent_and_reaches_langfuse(secured: Served, tab: Tab, langfu
 
     # THEN /feedback is called for that answer's trace, and Langfuse receives the score
     request = sent.value
-    assert json.loads(request.post_data or "") == {"trace_id": answer["trace_id"], "score": 1}
+    assert json.loads(request.post_data or "") == {
+        "trace_id": answer["trace_id"],
+        "score": 1,
+        "feedback_token": answer["feedback_token"],
+    }
     assert request.headers["x-api-key"] == API_KEY
     expect(page.locator("#feedback-state")).to_have_text("Thank you: your feedback was recorded.")
     expect(page.locator("#thumb-up")).to_have_attribute("aria-pressed", "true")
