@@ -53,6 +53,8 @@ LOCAL_MAX_WORD_PIECES = 256
 
 #: OpenAI's limit is 300k tokens per embeddings request; a margin for the approximate count.
 OPENAI_TOKENS_PER_REQUEST = 250_000
+#: The longest pause a 429's Retry-After may impose on one attempt, in seconds.
+MAX_RETRY_AFTER = 60.0
 
 _TOKENIZER_RESOURCE = "resources/minilm-tokenizer.json"
 _KNOWN_OPENAI_DIMENSIONS = {
@@ -440,6 +442,7 @@ class OpenAIEmbeddings(_Embedder):
                 pause = _retry_after(exc) if throttled else None
                 if pause is None:
                     pause = random.uniform(0.5, 1.0) * min(20.0, self.backoff * 2**attempt)
+                pause = min(pause, MAX_RETRY_AFTER)
                 limit.release(serial, throttled=throttled, pause=pause if throttled else 0.0)
                 if attempt >= self.max_retries:
                     with _openai_errors(self.model):
