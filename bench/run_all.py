@@ -4,7 +4,9 @@
     .venv/bin/python bench/run_all.py --quick    # a smoke run: small sizes, 300 SciFact documents, no quality
 
 Each part also runs alone: ingest_throughput.py, scaling.py, search_latency.py, cold_start.py,
-quality.py, cost.py. Results: bench/results/*.json and bench/results/scaling.png.
+pdf_text.py, embed_concurrency.py, quality.py, cost.py. Results: bench/results/*.json and
+bench/results/scaling.png. compare.py (the peers side by side, ~10 minutes and a 6.6 GB venv for
+unstructured-ingest on first use) runs only on its own.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             for backend in ("edge", "local")  # the default embedded index, and qdrant-client's local mode
         ],
         ["cold_start.py", "--runs", "2" if quick else "5"],
+        ["pdf_text.py", "--repeat", "1" if quick else "3"],
+        ["embed_concurrency.py", *(["--chunks", "1000"] if quick else [])],
         ["cost.py"],
     ]
     started = time.perf_counter()

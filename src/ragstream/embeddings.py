@@ -1,9 +1,8 @@
 """Embedders behind langchain's ``Embeddings``: the offline all-MiniLM-L6-v2 (ONNX) and OpenAI.
 
 Heavy dependencies (onnxruntime, numpy, the openai SDK) are imported only when the embedder that
-needs them is used, and langchain_core not at all: the embedders implement LangChain's interface.
-The word-piece tokenizer of MiniLM also serves :func:`count_tokens`, the length function of the
-chunker, in every mode.
+needs them is used. The word-piece tokenizer of MiniLM also serves :func:`count_tokens`, the length
+function of the chunker, in every mode.
 """
 
 from __future__ import annotations
@@ -20,20 +19,17 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.embeddings import Embeddings
+
 from .errors import ConfigError, ServiceUnavailable, Throttled
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
     import onnxruntime
-    from langchain_core.embeddings import Embeddings
     from tokenizers import Tokenizer
 
     from .config import Settings
-
-    _LangChainEmbeddings = Embeddings
-else:  # langchain_core.embeddings imports its runnables, callbacks and langsmith: ~0.3 s of cold start
-    _LangChainEmbeddings = object
 
 __all__ = [
     "LOCAL_DIMENSION",
@@ -53,6 +49,8 @@ LOCAL_MAX_WORD_PIECES = 256
 
 #: OpenAI's limit is 300k tokens per embeddings request; a margin for the approximate count.
 OPENAI_TOKENS_PER_REQUEST = 250_000
+#: The longest pause a 429's Retry-After may impose on one attempt, in seconds.
+MAX_RETRY_AFTER = 60.0
 
 _TOKENIZER_RESOURCE = "resources/minilm-tokenizer.json"
 _KNOWN_OPENAI_DIMENSIONS = {
@@ -81,29 +79,6 @@ def count_tokens(text: str) -> int:
     return len(_tokenizer().encode(text, add_special_tokens=False).ids)
 
 
-class _Embedder(_LangChainEmbeddings):
-    """LangChain's ``Embeddings`` interface, duck-typed: usable wherever LangChain takes an embedder
-    (its vector stores call these four methods), without importing langchain_core on the way."""
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        raise NotImplementedError
-
-    def embed_query(self, text: str) -> list[float]:
-        raise NotImplementedError
-
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """:meth:`embed_documents` in a worker thread."""
-        import asyncio
-
-        return await asyncio.to_thread(self.embed_documents, texts)
-
-    async def aembed_query(self, text: str) -> list[float]:
-        """:meth:`embed_query` in a worker thread."""
-        import asyncio
-
-        return await asyncio.to_thread(self.embed_query, text)
-
-
 # -- local: all-MiniLM-L6-v2 as ONNX -----------------------------------------------------------------
 
 
@@ -118,7 +93,7 @@ def _default_model_path() -> Path:
     return Path(str(resource))
 
 
-class LocalEmbeddings(_Embedder):
+class LocalEmbeddings(Embeddings):
     """all-MiniLM-L6-v2 on onnxruntime: offline, no torch; 384-dimensional unit vectors.
 
     Inputs are truncated at 256 word pieces, mean-pooled over the attention mask and L2-normalised,
@@ -351,7 +326,7 @@ def _retry_after(exc: BaseException) -> float | None:
     return None
 
 
-class OpenAIEmbeddings(_Embedder):
+class OpenAIEmbeddings(Embeddings):
     """OpenAI embeddings with the requests of one call in flight together, at most ``concurrency``.
 
     Texts go out in requests of ``batch_size``; the vectors come back in the order of the texts.
@@ -440,6 +415,7 @@ class OpenAIEmbeddings(_Embedder):
                 pause = _retry_after(exc) if throttled else None
                 if pause is None:
                     pause = random.uniform(0.5, 1.0) * min(20.0, self.backoff * 2**attempt)
+                pause = min(pause, MAX_RETRY_AFTER)
                 limit.release(serial, throttled=throttled, pause=pause if throttled else 0.0)
                 if attempt >= self.max_retries:
                     with _openai_errors(self.model):

@@ -145,7 +145,6 @@ def _text_runs(textpage: Any, pdfium_c: Any) -> list[tuple[int, int, float, floa
             range(base + 3 * size, end, stride),
         )
     )
-    objects = list(map(text_object, repeat(handle, n), range(n)))
     values = boxes[:]
     lefts, rights, bottoms, tops = values[0::4], values[1::4], values[2::4], values[3::4]
     kept = [  # generated spaces and line breaks have empty boxes
@@ -153,6 +152,7 @@ def _text_runs(textpage: Any, pdfium_c: Any) -> list[tuple[int, int, float, floa
         for i, found, x0, x1, y0, y1 in zip(range(n), ok, lefts, rights, bottoms, tops, strict=True)
         if found and x1 - x0 >= _EPSILON and y1 - y0 >= _EPSILON
     ]
+    objects = dict(zip(kept, map(text_object, repeat(handle, len(kept)), kept), strict=True))
     runs = []
     for _, group in groupby(kept, key=objects.__getitem__):
         chars = list(group)
