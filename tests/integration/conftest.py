@@ -184,6 +184,12 @@ def seed_home_fixture() -> Any:
     return seed_home
 
 
+@pytest.fixture(name="seed_index", scope="session")
+def seed_index_fixture() -> Any:
+    """:func:`seed_index`, for test modules."""
+    return seed_index
+
+
 @pytest.fixture(scope="session")
 def embedder() -> LocalEmbeddings:
     return LocalEmbeddings()
