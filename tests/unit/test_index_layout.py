@@ -1,0 +1,32 @@
+"""The one layout of a chunk's metadata, and its flat form for stores with flat metadata."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ragstream.index import chunk_metadata, folders_of, point_id
+from ragstream.index.layout import flatten, folder_key, unflatten
+
+
+def test_chunk_metadata_keeps_our_keys_over_user_metadata() -> None:
+    meta = chunk_metadata(
+        source="s3://b/reports/q3.pdf",
+        version="v1",
+        chunk_index=2,
+        page=3,
+        last_modified=datetime(2024, 5, 1, tzinfo=UTC),
+        extra={"source": "spoofed", "folder_0": "s3://other/", "team": "finance"},
+    )
+    assert meta["source"] == "s3://b/reports/q3.pdf" and meta["team"] == "finance"
+    assert meta["folders"] == ["s3://b/", "s3://b/reports/"] and "folder_0" not in meta
+    assert meta["last_modified"] == "2024-05-01T00:00:00+00:00"
+    assert point_id("s3://b/reports/q3.pdf", "v1", 2) == point_id("s3://b/reports/q3.pdf", "v1", 2)
+
+
+def test_flat_metadata_has_one_key_per_folder_depth_and_no_nulls() -> None:
+    meta = chunk_metadata(source="file:///data/docs/a/b.md", version="v1", chunk_index=0, extra={"tags": [1]})
+    flat = flatten(meta)
+    assert all(v is not None and not isinstance(v, list | dict) for v in flat.values())
+    for folder in folders_of("file:///data/docs/a/b.md"):
+        assert flat[folder_key(folder)] == folder
+    assert unflatten(flat) == {k: v for k, v in meta.items() if v is not None} | {"tags": "[1]"}
