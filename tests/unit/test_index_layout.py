@@ -30,3 +30,33 @@ def test_flat_metadata_has_one_key_per_folder_depth_and_no_nulls() -> None:
     for folder in folders_of("file:///data/docs/a/b.md"):
         assert flat[folder_key(folder)] == folder
     assert unflatten(flat) == {k: v for k, v in meta.items() if v is not None} | {"tags": "[1]"}
+
+
+def test_the_store_in_effect_and_its_identity_in_the_fingerprint(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from ragstream.config import Settings
+
+    home = Path(str(tmp_path))
+    default = Settings(home=home)
+    assert default.index_backend == "edge" and default.index_location == str(home / "edge")
+    assert Settings(home=home, qdrant_url="https://q.example:6333").index_backend == "qdrant"
+    assert Settings(home=home, local_index="qdrant-local").index_backend == "qdrant"  # deprecated alias
+    assert Settings(home=home, index="milvus").index_location == str(home / "milvus.db")
+    assert Settings(home=home, index="chroma", index_url="http://127.0.0.1:8000").index_location.startswith(
+        "http"
+    )
+    # the same documents in another store, URL, path or collection are not indexed there yet
+    fingerprints = {
+        Settings(home=home, **kwargs).fingerprint  # type: ignore[arg-type]
+        for kwargs in (
+            {},
+            {"index": "faiss"},
+            {"index": "qdrant"},
+            {"index": "qdrant", "qdrant_url": "https://q.example:6333"},
+            {"index_path": home / "elsewhere"},
+            {"collection": "other"},
+        )
+    }
+    assert len(fingerprints) == 6
+    assert Settings(home=home).fingerprint == Settings(home=home, index="edge").fingerprint
