@@ -123,3 +123,17 @@ def test_switching_stores_reindexes_everything_into_the_new_one(
     assert sync(second) == ["skipped", "skipped"]
     # AND so does a new collection in the same store
     assert sync(second, collection="other") == ["indexed", "indexed"]
+
+
+@pytest.mark.parametrize("store", ["qdrant", "chroma"])
+def test_a_server_store_is_opened_without_a_call_and_ping_reports_it_down(tmp_path: Path, store: str) -> None:
+    from backends import free_port
+
+    from ragstream.errors import IndexUnavailable
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = Settings(home=tmp_path, index=store, qdrant_url=url, index_url=url, qdrant_timeout=1)
+    index = open_index(settings)  # no network call: a cold start pays only for what it uses
+    with pytest.raises(IndexUnavailable):
+        index.ping()
+    index.close()

@@ -40,11 +40,20 @@ class ChromaIndex:
     """A collection of chunks in Chroma; writes are visible to reads on return."""
 
     def __init__(self, client: Any, collection: str, *, embedded: bool, batch_size: int = 1000):
-        self.client = client
+        """``client`` is a Chroma client, or a function that makes one on first use (``HttpClient``
+        asks the server for its tenant and database when made: no call before the first request)."""
+        self._client = client
         self.collection = collection
         self.batch_size = batch_size
         self.capabilities = Capabilities(flat_metadata=True, embedded=embedded)
         self._col: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The Chroma client (made now if it was given as a function)."""
+        if callable(self._client) and not hasattr(self._client, "heartbeat"):
+            self._client = self._call(self._client)
+        return self._client
 
     # -- collection ----------------------------------------------------------------------------------
     def ensure_collection(self, dim: int) -> None:
@@ -263,14 +272,14 @@ def from_settings(settings: Settings) -> ChromaIndex:
             kwargs["tenant"] = settings.chroma_tenant
         if settings.chroma_database:
             kwargs["database"] = settings.chroma_database
-        client = chromadb.HttpClient(
-            host=url.hostname,
-            port=url.port or (443 if url.scheme == "https" else 8000),
-            ssl=url.scheme == "https",
-            headers=headers,
-            settings=options,
-            **kwargs,
-        )
-        return ChromaIndex(client, settings.collection, embedded=False)
+        ssl = url.scheme == "https"
+        host, port = url.hostname, url.port or (443 if ssl else 8000)
+
+        def connect() -> Any:
+            return chromadb.HttpClient(
+                host=host, port=port, ssl=ssl, headers=headers, settings=options, **kwargs
+            )
+
+        return ChromaIndex(connect, settings.collection, embedded=False)
     client = chromadb.PersistentClient(path=settings.index_location, settings=options)
     return ChromaIndex(client, settings.collection, embedded=True)
