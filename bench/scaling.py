@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -94,6 +95,8 @@ def one_size(n: int, queries: int = 50, backend: str = "local") -> dict[str, Any
         "delete_source_ms": round(delete_seconds * 1000, 1),
         "disk_mb": round(disk_mb, 1),
         "peak_rss_mb": peak_rss_mb(),
+        # an engine in a child process (Milvus Lite runs the milvus binary), reaped by close()
+        "child_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     }
 
 

@@ -407,12 +407,9 @@ class FaissIndex:
         with c.lock:
             params = None
             k = min(limit, c.index.ntotal)
-            where, args = _where(flt)
-            if where:
-                allowed = np.fromiter(
-                    (r[0] for r in c.db.execute(f"SELECT fid FROM points p WHERE {where}", args)),
-                    dtype=np.int64,
-                )
+            sql, args = _allowed_query(flt)
+            if sql:
+                allowed = np.fromiter((r[0] for r in c.db.execute(sql, args)), dtype=np.int64)
                 if allowed.size == 0:
                     return []
                 params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))  # type: ignore[call-arg]
@@ -454,28 +451,35 @@ class FaissIndex:
         self.store.close()
 
 
-def _where(flt: SearchFilter | None) -> tuple[str, list[Any]]:
-    """The filter as a SQL condition on ``points p`` (empty: no condition)."""
+def _allowed_query(flt: SearchFilter | None) -> tuple[str, list[Any]]:
+    """The filter as one SQL query of the ids that pass ("" for no filter): an INTERSECT of its
+    conditions, each a UNION of its alternatives, each answered by an index of the sidecar."""
     if flt is None:
         return "", []
-    clauses: list[str] = []
-    args: list[Any] = []
+    groups: list[list[tuple[str, list[Any]]]] = []
     for group in flt.source_groups():
-        ors = []
-        for kind, value in group:
-            if kind == "source":
-                ors.append("p.source = ?")
-            else:
-                ors.append("EXISTS (SELECT 1 FROM folders f WHERE f.fid = p.fid AND f.folder = ?)")
-            args.append(value)
-        clauses.append("(" + " OR ".join(ors) + ")")
+        groups.append(
+            [
+                ("SELECT fid FROM points WHERE source = ?", [value])
+                if kind == "source"
+                else ("SELECT fid FROM folders WHERE folder = ?", [value])
+                for kind, value in group
+            ]
+        )
     if flt.content_type:
-        clauses.append("p.content_type = ?")
-        args.append(flt.content_type)
+        groups.append([("SELECT fid FROM points WHERE content_type = ?", [flt.content_type])])
     for key, value in flt.metadata_terms().items():
-        clauses.append("CAST(json_extract(p.metadata, ?) AS TEXT) = ?")
-        args += ["$." + json.dumps(key), value]
-    return " AND ".join(clauses), args
+        path = "$." + json.dumps(key)
+        sql = "SELECT fid FROM points WHERE CAST(json_extract(metadata, ?) AS TEXT) = ?"
+        groups.append([(sql, [path, value])])
+    if not groups:
+        return "", []
+    parts: list[str] = []
+    args: list[Any] = []
+    for alternatives in groups:
+        parts.append("SELECT fid FROM (" + " UNION ".join(q for q, _ in alternatives) + ")")
+        args += [a for _, alt_args in alternatives for a in alt_args]
+    return " INTERSECT ".join(parts), args
 
 
 @contextmanager
