@@ -11,6 +11,7 @@ import dataclasses
 import importlib.util
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -27,7 +28,7 @@ from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings
 from ragstream.errors import IndexUnavailable
 from ragstream.events import refs_from_event
-from ragstream.index import Hit, Point, SearchFilter, VectorIndex, chunk_metadata, point_id
+from ragstream.index import Capabilities, Hit, Point, SearchFilter, VectorIndex, chunk_metadata, point_id
 from ragstream.ingest import Pipeline
 from ragstream.ledger.dynamodb import DynamoDBLedger, table_definition
 from ragstream.model import Status
@@ -50,8 +51,9 @@ class CountingEmbeddings(LocalEmbeddings):
 
 
 class FaultyIndex:
-    """Wraps any index: can fail the upserts of one source, hold the next upsert, and records the
-    source's point count around each delete of a watched source."""
+    """Wraps any index: can fail the upserts of one source, hold the next upsert, record the source's
+    point count around each delete of a watched source, and play an eventually consistent store whose
+    counts lag behind its writes (``lagging``)."""
 
     def __init__(self, inner: VectorIndex) -> None:
         self.inner = inner
@@ -61,8 +63,11 @@ class FaultyIndex:
         self.watch: str | None = None
         self.seen_counts: list[int] = []
         self.hold: tuple[threading.Event, threading.Event] | None = None
+        self.lagging = False
+        self.upserts = 0
 
     def upsert(self, points: Any) -> int:
+        self.upserts += 1
         if self.fail_for and any(p.metadata["source"] == self.fail_for for p in points):
             raise IndexUnavailable("the index did not answer after 1 tries: connection refused")
         hold, self.hold = self.hold, None  # only the next upsert is held
@@ -86,10 +91,10 @@ class FaultyIndex:
         return self.inner.exists()
 
     def count(self, source: str | None = None, version: str | None = None) -> int:
-        return self.inner.count(source, version)
+        return 0 if self.lagging else self.inner.count(source, version)
 
     def versions(self) -> Any:
-        return self.inner.versions()
+        return Counter() if self.lagging else self.inner.versions()
 
     def search(self, vector: Any, *, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
         return self.inner.search(vector, limit=limit, flt=flt)
@@ -439,3 +444,26 @@ def test_the_handler_emits_cloudwatch_metrics_per_outcome(
             emitted[name] = emitted.get(name, 0) + (sum(value) if isinstance(value, list) else value)
     assert emitted["DocumentsIndexed"] >= 1 and emitted["DocumentsFailed"] == 1 and emitted["Chunks"] >= 1
     assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ragstream"
+
+
+def test_an_eventually_consistent_store_is_not_recounted(
+    aws: dict[str, Any], handler: ModuleType, embedder: CountingEmbeddings
+) -> None:
+    # GIVEN a store that declares inexact counts, and whose counts lag behind its writes
+    pipeline: Pipeline = handler.pipeline
+    index: FaultyIndex = pipeline.index  # type: ignore[assignment]
+    index.capabilities = Capabilities(exact_counts=False, read_your_writes=False)
+    index.lagging = True
+    put(aws, "ec.md", doc("lagging"))
+    assert drain(aws, handler) == []
+    # WHEN the document is replaced
+    put(aws, "ec.md", doc("lagging again", 4))
+    before = index.upserts
+    assert drain(aws, handler) == []
+    # THEN its points are written once: the lagging count does not look like vanished points
+    assert index.upserts - before == 1
+    assert pipeline.ledger.get(f"s3://{BUCKET}/ec.md").status is Status.INDEXED
+    # AND reconcile does not take the lagging tally for missing points and re-index everything
+    embedded = embedder.documents
+    outcomes = pipeline.sync(f"s3://{BUCKET}/", repair=True)
+    assert {o.status for o in outcomes} == {"skipped"} and embedder.documents == embedded
