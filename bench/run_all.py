@@ -42,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
             ]
             for backend in ("edge", "local")  # the default embedded index, and qdrant-client's local mode
         ],
+        # every embedded store side by side (and, in full, the shared corpus ingested into each)
+        [
+            "backends.py",
+            "--sizes",
+            *(["1000", "5000"] if quick else ["1000", "10000", "100000"]),
+            *([] if quick else ["--corpus", str(HERE.parent.parent / "shared" / "corpus")]),
+        ],
         ["cold_start.py", "--runs", "2" if quick else "5"],
         ["pdf_text.py", "--repeat", "1" if quick else "3"],
         ["embed_concurrency.py", *(["--chunks", "1000"] if quick else [])],

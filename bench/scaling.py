@@ -1,10 +1,11 @@
 """How ingest (upsert) and search cost grow with the collection: 1k, 10k, 100k chunks.
 
-Precomputed unit vectors (384-d, like the local model's) with realistic payloads go through
-ragstream's index layer into embedded Qdrant, so the embedder does not dominate. Each size runs in a
-fresh process, so its memory peak is its own. Writes a PNG plot next to the JSON.
+Random unit vectors (384-d, like the local model's; random, so an ANN index sees no clusters) with
+realistic metadata (``chunk_metadata``) go through ragstream's index contract into one embedded store,
+so the embedder does not dominate. Each size runs in a fresh process, so its memory peak is its own.
+Writes a PNG plot next to the JSON. ``bench/backends.py`` runs this for every embedded store.
 
-    .venv/bin/python bench/scaling.py [--sizes 1000 10000 100000] [--backend local|edge]
+    .venv/bin/python bench/scaling.py [--sizes 1000 10000 100000] [--backend edge|qdrant|faiss|chroma|milvus]
 """
 
 from __future__ import annotations
@@ -23,25 +24,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import RESULTS, peak_rss_mb, percentiles, save, table
 
 DIM = 384
+#: --backend names: RAGSTREAM_INDEX values ("local", the former name of qdrant-client's local mode, too).
+BACKENDS = {"local": "qdrant"}
 
 
 def one_size(n: int, queries: int = 50, backend: str = "local") -> dict[str, Any]:
     """Build a collection of ``n`` points, then time searches, filtered searches and a source delete."""
     import numpy as np
 
-    from ragstream.index import Point, QdrantIndex, SearchFilter, point_id
-    from ragstream.index.qdrant import folders_of
+    from ragstream.config import Settings
+    from ragstream.index import Point, SearchFilter, chunk_metadata, open_index, point_id
 
     rng = np.random.default_rng(42)
     folder = Path(tempfile.mkdtemp(prefix="ragstream-scaling-"))
-    if backend == "edge":
-        from ragstream.index.edge import EdgeIndex, EdgeStore
-
-        index: Any = EdgeIndex(EdgeStore(folder), "scaling")
-    else:
-        from qdrant_client import QdrantClient
-
-        index = QdrantIndex(QdrantClient(path=str(folder)), "scaling", batch_size=256)
+    index = open_index(Settings(home=folder, index=BACKENDS.get(backend, backend), collection="scaling"))
     index.ensure_collection(DIM)
     text = "The committee reviewed the figures of the quarter and agreed on the next steps. " * 10
     per_doc = 20
@@ -58,14 +54,15 @@ def one_size(n: int, queries: int = 50, backend: str = "local") -> dict[str, Any
                     id=point_id(source, "v1", i % per_doc),
                     vector=vector.tolist(),
                     text=text,
-                    metadata={
-                        "source": source,
-                        "version": "v1",
-                        "page": 1 + i % per_doc // 4,
-                        "chunk_index": i % per_doc,
-                        "content_type": "application/pdf",
-                        "folders": folders_of(source),
-                    },
+                    metadata=chunk_metadata(
+                        source=source,
+                        version="v1",
+                        page=1 + i % per_doc // 4,
+                        chunk_index=i % per_doc,
+                        content_type="application/pdf",
+                        bucket="bench",
+                        key=source.removeprefix("s3://bench/"),
+                    ),
                 )
             )
         index.upsert(points)
@@ -85,6 +82,7 @@ def one_size(n: int, queries: int = 50, backend: str = "local") -> dict[str, Any
     t = time.perf_counter()
     index.delete_source("s3://bench/folder-0/doc-3.pdf")
     delete_seconds = time.perf_counter() - t
+    child_peak_mb = children_peak_rss_mb()
     index.close()
     disk_mb = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
     shutil.rmtree(folder, ignore_errors=True)
@@ -97,10 +95,26 @@ def one_size(n: int, queries: int = 50, backend: str = "local") -> dict[str, Any
         "delete_source_ms": round(delete_seconds * 1000, 1),
         "disk_mb": round(disk_mb, 1),
         "peak_rss_mb": peak_rss_mb(),
+        # an engine in a child process (Milvus Lite runs the milvus binary)
+        "child_peak_rss_mb": child_peak_mb,
     }
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
+def children_peak_rss_mb() -> float:
+    """Peak resident memory (VmHWM) of this process's live children, summed, in MB (Linux)."""
+    total = 0
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            hwm = [line for line in status.splitlines() if line.startswith("VmHWM")]
+            total += int(hwm[0].split()[1]) if hwm else 0
+    return round(total / 1024, 1)
+
+
+def plot(rows: list[dict[str, Any]], path: Path, backend: str) -> Path | None:
     try:
         import matplotlib
 
@@ -121,7 +135,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
     axes[2].set(title="peak memory (MB)", xlabel="chunks in collection", xscale="log")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle("ragstream embedded Qdrant (qdrant-client local mode): cost vs collection size")
+    fig.suptitle(f"ragstream embedded index ({backend}): cost vs collection size")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
@@ -132,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument(
         "--backend",
-        choices=["local", "edge"],
+        choices=["edge", "qdrant", "local", "faiss", "chroma", "milvus"],
         default="local",
-        help="local: qdrant-client's local mode (QdrantClient(path=)); edge: Qdrant Edge (qdrant-edge-py)",
+        help="the embedded store (RAGSTREAM_INDEX); local = qdrant: qdrant-client's local mode",
     )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one size, print JSON
     args = parser.parse_args(argv)
@@ -167,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(flat, f"scaling of the embedded index ({args.backend})"))
     name = "scaling" if args.backend == "local" else f"scaling-{args.backend}"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    png = plot(rows, RESULTS / f"{name}.png")
+    png = plot(rows, RESULTS / f"{name}.png", args.backend)
     print(
         f"results: {save(name, {'sizes': rows, 'backend': args.backend, 'plot': str(png) if png else None})}"
         + (f"; plot: {png}" if png else "")

@@ -693,7 +693,7 @@ def build_app(
     def health() -> Health:
         index = retriever.index
         try:
-            index.client.collection_exists(index.collection)
+            index.ping()
             reachable = True
         except Exception as exc:  # any failure means "not reachable"; the reason goes to the log
             log.warning("index unreachable: %s", type(exc).__name__)

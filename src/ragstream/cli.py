@@ -87,7 +87,10 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from .query import Retriever
 
     retriever = Retriever.from_settings(settings)
-    hits = retriever.search(args.query, top_k=args.top_k, flt=_filter(args))
+    try:
+        hits = retriever.search(args.query, top_k=args.top_k, flt=_filter(args))
+    finally:
+        retriever.index.close()  # an embedded store saves and releases its folder now, not at exit
     if args.json:
         print(json.dumps([h.model_dump() for h in hits], indent=2, default=str))
         return 0
@@ -103,7 +106,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from .query import Retriever
 
     retriever = Retriever.from_settings(settings)
-    answer = retriever.ask(args.question, top_k=args.top_k, flt=_filter(args))
+    try:
+        answer = retriever.ask(args.question, top_k=args.top_k, flt=_filter(args))
+    finally:
+        retriever.index.close()  # an embedded store saves and releases its folder now, not at exit
     if args.json:
         print(answer.model_dump_json(indent=2))
         return 0

@@ -19,6 +19,9 @@ __all__ = ["Settings", "get_settings"]
 #: Bump when extraction or chunking changes in a way that should re-index documents.
 PIPELINE_REVISION = "1"
 
+#: The vector stores ``RAGSTREAM_INDEX`` names (``ragstream.index.registry.BACKENDS``).
+IndexName = Literal["edge", "qdrant", "faiss", "chroma", "milvus"]
+
 
 class Settings(BaseSettings):
     """Everything ragstream can be told. Secrets are ``SecretStr`` and never reach a log line."""
@@ -30,18 +33,40 @@ class Settings(BaseSettings):
         default=Path(".ragstream"),
         description="Local state: embedded Qdrant, SQLite ledger. In Lambda only /tmp is writable.",
     )
-    collection: str = Field(default="ragstream", description="Qdrant collection name.")
+    collection: str = Field(
+        default="ragstream",
+        description="Collection name in the vector store (Qdrant, Chroma, Milvus, FAISS).",
+    )
 
     # -- vector index ----------------------------------------------------------------------------------
+    index: IndexName | None = Field(
+        default=None,
+        description="The vector store: edge (Qdrant Edge, embedded), qdrant (Qdrant Cloud / a server by "
+        "RAGSTREAM_QDRANT_URL, else qdrant-client's local mode), faiss (embedded), chroma (embedded, or a "
+        "server / Chroma Cloud by RAGSTREAM_INDEX_URL), milvus (Milvus Lite, or a server / Zilliz Cloud by "
+        "RAGSTREAM_INDEX_URL). Unset: qdrant when RAGSTREAM_QDRANT_URL is set, else edge.",
+    )
+    index_path: Path | None = Field(
+        default=None,
+        description="Folder (file for Milvus Lite) of an embedded store; ':memory:' for an in-memory Qdrant. "
+        "Default: home/<store> (home/milvus.db).",
+    )
+    index_url: str | None = Field(
+        default=None, description="Server or cloud URL of chroma or milvus (Zilliz Cloud). Unset: embedded."
+    )
+    index_api_key: SecretStr | None = Field(
+        default=None,
+        description="Token of that server: Chroma Cloud API key, Milvus 'user:password' or Zilliz key.",
+    )
+    chroma_tenant: str | None = Field(default=None, description="Chroma Cloud tenant.")
+    chroma_database: str | None = Field(default=None, description="Chroma Cloud database.")
     qdrant_url: str | None = Field(
-        default=None, description="Qdrant server or Qdrant Cloud URL. Unset: embedded Qdrant under home."
+        default=None, description="Qdrant server or Qdrant Cloud URL (RAGSTREAM_INDEX=qdrant)."
     )
     qdrant_api_key: SecretStr | None = Field(default=None, description="Qdrant Cloud API key.")
-    local_index: Literal["edge", "qdrant-local"] = Field(
-        default="edge",
-        description="Embedded index when no URL is set: edge = the Qdrant engine in-process "
-        "(qdrant-edge-py); qdrant-local = qdrant-client's local mode (pure Python, brute force, slow "
-        "past ~10k chunks).",
+    local_index: Literal["edge", "qdrant-local"] | None = Field(
+        default=None,
+        description="Deprecated: use RAGSTREAM_INDEX (edge = edge, qdrant-local = qdrant without a URL).",
     )
     qdrant_timeout: int = Field(default=30, ge=1, description="Seconds per Qdrant request.")
     upsert_batch_size: int = Field(default=256, ge=1, le=10_000, description="Points per Qdrant upsert.")
@@ -247,6 +272,7 @@ class Settings(BaseSettings):
 
     # -- secrets resolved from SSM Parameter Store / Secrets Manager (cloud) ----------------------------
     qdrant_api_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
+    index_api_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
     openai_api_key_parameter: str | None = Field(default=None, description="SSM name or secret ARN.")
     api_key_parameter: str | None = Field(
         default=None, description="SSM name or secret ARN: one key, or the JSON document of scoped keys."
@@ -302,6 +328,7 @@ class Settings(BaseSettings):
         """Hash of every setting that changes the points of a document; a change re-indexes it."""
         parts = {
             "pipeline": PIPELINE_REVISION,
+            "index": self.index_identity,
             "embedding": self.embedding_id,
             "chunk_size": self.chunk_size,
             "chunk_overlap": self.chunk_overlap,
@@ -316,14 +343,36 @@ class Settings(BaseSettings):
         return self.langfuse_public_key is not None and self.langfuse_secret_key is not None
 
     @property
-    def qdrant_path(self) -> Path:
-        """Folder of qdrant-client's local mode."""
-        return self.home / "qdrant"
+    def index_backend(self) -> IndexName:
+        """The store in effect: RAGSTREAM_INDEX, else (deprecated) RAGSTREAM_LOCAL_INDEX, else qdrant
+        with a Qdrant URL, else the embedded default, Qdrant Edge."""
+        if self.index is not None:
+            return self.index
+        if self.qdrant_url or self.local_index == "qdrant-local":
+            return "qdrant"
+        return "edge"
 
     @property
-    def edge_path(self) -> Path:
-        """Folder of the Qdrant Edge shards (another format: never the local mode's folder)."""
-        return self.home / "edge"
+    def index_location(self) -> str:
+        """Where the store is: its server URL, or the folder (file) of an embedded one."""
+        backend = self.index_backend
+        if backend == "qdrant" and self.qdrant_url:
+            return self.qdrant_url
+        if backend in ("chroma", "milvus") and self.index_url:
+            return self.index_url
+        if self.index_path is not None:
+            return str(self.index_path)
+        return str(self.home / ("milvus.db" if backend == "milvus" else backend))
+
+    @property
+    def index_identity(self) -> str:
+        """Names the store holding the points (store, location, collection): the ledger's records are
+        only true of it, so it is part of the fingerprint and a switch re-indexes everything."""
+        location = self.index_location
+        if "://" not in location and location != ":memory:":
+            location = str(Path(location).resolve())
+        tenant = f"/{self.chroma_tenant}/{self.chroma_database}" if self.chroma_tenant else ""
+        return f"{self.index_backend}:{location}{tenant}#{self.collection}"
 
     @property
     def ledger_path(self) -> Path:
@@ -358,6 +407,7 @@ class Settings(BaseSettings):
             field: getattr(self, f"{field}_parameter")
             for field in (
                 "qdrant_api_key",
+                "index_api_key",
                 "openai_api_key",
                 "api_key",
                 "feedback_secret",

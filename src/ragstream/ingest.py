@@ -41,8 +41,7 @@ from .errors import (
     TransientError,
     Unreadable,
 )
-from .index import Point, QdrantIndex, point_id
-from .index.qdrant import folders_of
+from .index import Point, VectorIndex, chunk_metadata, point_id
 from .model import Change, Chunk, DocumentRecord, Extraction, SourceRef, Status
 from .printable import printable
 from .tracing import NO_SPAN, NOOP, Span, Tracer
@@ -58,23 +57,6 @@ __all__ = ["Outcome", "Pipeline", "raise_for_retry"]
 
 log = logging.getLogger(__name__)
 
-#: Payload keys of ours; user metadata of the same name does not override them.
-RESERVED = frozenset(
-    {
-        "source",
-        "bucket",
-        "key",
-        "version",
-        "page",
-        "chunk_index",
-        "title",
-        "content_type",
-        "last_modified",
-        "engine",
-        "folders",
-        "element_type",
-    }
-)
 #: Chunks gathered before one embed + upsert round across documents.
 FLUSH_CHUNKS = 512
 #: Seconds a document needs at least (fetch, extract, embed, commit); with less left it is not
@@ -133,7 +115,7 @@ class Pipeline:
 
     settings: Settings
     embedder: Embeddings
-    index: QdrantIndex
+    index: VectorIndex
     ledger: Ledger
     store: BlobStore
     textract: Any = None
@@ -152,7 +134,7 @@ class Pipeline:
         *,
         store: BlobStore | None = None,
         embedder: Embeddings | None = None,
-        index: QdrantIndex | None = None,
+        index: VectorIndex | None = None,
         ledger: Ledger | None = None,
         textract: Any = None,
         tracer: Tracer | None = None,
@@ -308,7 +290,7 @@ class Pipeline:
                             reason=f"removed {n} points of a version the ledger does not hold",
                         )
                     )
-            for rec in records.values():
+            for rec in records.values() if self.index.capabilities.exact_counts else ():
                 if (
                     rec.status is Status.INDEXED
                     and counts.get((rec.source, rec.version or ""), 0) < rec.chunks
@@ -529,32 +511,28 @@ class Pipeline:
 
     def _points(self, p: _Prepared, vectors: list[list[float]]) -> list[Point]:
         ref, ex = p.ref, p.extraction
-        base: dict[str, Any] = {k: v for k, v in ref.user_metadata.items() if k not in RESERVED}
-        base.update({k: v for k, v in ex.metadata.items() if k not in RESERVED})
-        base.update(
-            source=ref.source,
-            bucket=ref.bucket,
-            key=ref.key,
-            version=p.version,
-            content_type=ex.content_type,
-            engine=ex.engine,
-            last_modified=ref.last_modified.isoformat() if ref.last_modified else None,
-            folders=folders_of(ref.source),
-        )
-        points = []
-        for chunk, vector in zip(p.chunks, vectors, strict=True):
-            meta = dict(base)
-            meta.update({k: v for k, v in chunk.metadata.items() if k not in RESERVED})
-            meta.update(page=chunk.page, chunk_index=chunk.index, title=chunk.title)
-            points.append(
-                Point(
-                    id=point_id(ref.source, p.version, chunk.index),
-                    vector=vector,
-                    text=chunk.text,
-                    metadata=meta,
-                )
+        extra: dict[str, Any] = {**ref.user_metadata, **ex.metadata}
+        return [
+            Point(
+                id=point_id(ref.source, p.version, chunk.index),
+                vector=vector,
+                text=chunk.text,
+                metadata=chunk_metadata(
+                    source=ref.source,
+                    version=p.version,
+                    chunk_index=chunk.index,
+                    bucket=ref.bucket,
+                    key=ref.key,
+                    content_type=ex.content_type,
+                    engine=ex.engine,
+                    page=chunk.page,
+                    title=chunk.title,
+                    last_modified=ref.last_modified,
+                    extra={**extra, **chunk.metadata},
+                ),
             )
-        return points
+            for chunk, vector in zip(p.chunks, vectors, strict=True)
+        ]
 
     def _commit(self, p: _Prepared, points: list[Point], span: Span = NO_SPAN) -> Outcome:
         ref, ex = p.ref, p.extraction
@@ -586,7 +564,8 @@ class Pipeline:
             if self.tracer.enabled:  # counted only to be traced
                 deleted = self.index.count(ref.source) - self.index.count(ref.source, p.version)
             self.index.delete_source(ref.source, keep_version=p.version)
-            if self.index.count(ref.source, p.version) < len(points):
+            exact = self.index.capabilities.exact_counts and self.index.capabilities.read_your_writes
+            if exact and self.index.count(ref.source, p.version) < len(points):
                 log.warning("points of %s vanished during a replace; writing them again", ref.source)
                 self.index.upsert(points)
         p.timings["commit"] = time.perf_counter() - t

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from .index import QdrantIndex, SearchFilter
+from .index import Hit, SearchFilter, VectorIndex
 from .model import Answer, Citation, SearchHit
 from .tracing import NO_SPAN, NOOP, ResolvedPrompt, Span, Tracer, to_template
 from .untrusted import is_instruction, neutralise
@@ -68,7 +68,7 @@ class Retriever:
 
     settings: Settings
     embedder: Embeddings
-    index: QdrantIndex
+    index: VectorIndex
     chat: BaseChatModel | None = None
     tracer: Tracer = field(default=NOOP)
 
@@ -78,7 +78,7 @@ class Retriever:
         settings: Settings,
         *,
         embedder: Embeddings | None = None,
-        index: QdrantIndex | None = None,
+        index: VectorIndex | None = None,
         chat: BaseChatModel | None = None,
         tracer: Tracer | None = None,
     ) -> Retriever:
@@ -413,14 +413,13 @@ def _citation(n: int, hit: SearchHit, quote: str | None = None) -> Citation:
     )
 
 
-def _hit(point: Any) -> SearchHit:
-    payload = point.payload or {}
-    meta = dict(payload.get("metadata") or {})
+def _hit(hit: Hit) -> SearchHit:
+    meta = hit.metadata
     return SearchHit(
-        id=str(point.id),
-        text=payload.get("page_content", ""),
-        score=float(point.score),
-        source=meta.get("source", ""),
+        id=hit.id,
+        text=hit.text,
+        score=hit.score,
+        source=hit.source,
         page=meta.get("page"),
         title=meta.get("title"),
         chunk_index=meta.get("chunk_index"),

@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qdrant_client import QdrantClient
+from backends import backend, chroma_server  # noqa: F401  (fixtures: every vector store, a Chroma server)
 
 from ragstream.api import Feedback, FeedbackResult, QueryResolver, build_app
 from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings
-from ragstream.index import Point, QdrantIndex, point_id
-from ragstream.index.qdrant import folders_of
+from ragstream.index import Point, VectorIndex, chunk_metadata, open_index, point_id
 from ragstream.ledger.sqlite import SQLiteLedger
 from ragstream.model import DocumentRecord, Status
 from ragstream.query import Retriever
@@ -112,25 +111,24 @@ EXTRA_RECORDS = [
 ]
 
 
-def seed_index(index: QdrantIndex, embedder: LocalEmbeddings) -> int:
+def seed_index(index: VectorIndex, embedder: LocalEmbeddings) -> int:
     """Write the chunks of :data:`DOCS` into ``index``; returns how many."""
     index.ensure_collection(384)
     points: list[Point] = []
     for doc in DOCS:
         vectors = embedder.embed_documents([text for _, _, text in doc.chunks])
         for i, ((page, title, text), vector) in enumerate(zip(doc.chunks, vectors, strict=True)):
-            meta: dict[str, Any] = {
-                "source": doc.source,
-                "version": "v1",
-                "chunk_index": i,
-                "page": page,
-                "title": title,
-                "content_type": doc.content_type,
-                "folders": folders_of(doc.source),
-                "team": doc.team,
-                "bucket": "docs",
-                "key": doc.source.removeprefix("s3://docs/"),
-            }
+            meta = chunk_metadata(
+                source=doc.source,
+                version="v1",
+                chunk_index=i,
+                page=page,
+                title=title,
+                content_type=doc.content_type,
+                bucket="docs",
+                key=doc.source.removeprefix("s3://docs/"),
+                extra={"team": doc.team},
+            )
             points.append(Point(id=point_id(doc.source, "v1", i), vector=vector, text=text, metadata=meta))
     return index.upsert(points)
 
@@ -186,6 +184,12 @@ def seed_home_fixture() -> Any:
     return seed_home
 
 
+@pytest.fixture(name="seed_index", scope="session")
+def seed_index_fixture() -> Any:
+    """:func:`seed_index`, for test modules."""
+    return seed_index
+
+
 @pytest.fixture(scope="session")
 def embedder() -> LocalEmbeddings:
     return LocalEmbeddings()
@@ -204,8 +208,12 @@ def api_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def seeded_index(embedder: LocalEmbeddings) -> Iterator[QdrantIndex]:
-    index = QdrantIndex(QdrantClient(":memory:"), "test")
+def seeded_index(
+    embedder: LocalEmbeddings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VectorIndex]:
+    index = open_index(
+        Settings(home=tmp_path_factory.mktemp("seeded"), index="qdrant", index_path=":memory:")
+    )
     seed_index(index, embedder)
     yield index
     index.close()
@@ -220,7 +228,7 @@ def seeded_ledger(api_settings: Settings) -> Iterator[SQLiteLedger]:
 
 
 @pytest.fixture(scope="session")
-def retriever(api_settings: Settings, embedder: LocalEmbeddings, seeded_index: QdrantIndex) -> Retriever:
+def retriever(api_settings: Settings, embedder: LocalEmbeddings, seeded_index: VectorIndex) -> Retriever:
     return Retriever(api_settings, embedder, seeded_index, None)
 
 

@@ -14,7 +14,7 @@ import pytest
 from ragstream.api import build_app
 from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings
-from ragstream.index import QdrantIndex
+from ragstream.index import VectorIndex
 from ragstream.ledger.sqlite import SQLiteLedger
 from ragstream.query import NO_ANSWER, Retriever
 from ragstream.server import make_server
@@ -37,7 +37,7 @@ def cite_revenue(body: dict[str, Any]) -> str:
 
 @pytest.fixture
 def chat_api(
-    openai_server: Any, embedder: LocalEmbeddings, seeded_index: QdrantIndex, seeded_ledger: SQLiteLedger
+    openai_server: Any, embedder: LocalEmbeddings, seeded_index: VectorIndex, seeded_ledger: SQLiteLedger
 ) -> Iterator[str]:
     settings = Settings(
         api_key=API_KEY,

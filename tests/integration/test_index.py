@@ -1,4 +1,4 @@
-"""The Qdrant index: layout compatible with LangChain, replace and delete by source, filters."""
+"""The Qdrant store: its collection is LangChain's Qdrant layout, readable by ``QdrantVectorStore``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import pytest
 from qdrant_client import QdrantClient
 
 from ragstream.embeddings import LocalEmbeddings
-from ragstream.errors import DimensionMismatch
-from ragstream.index import Point, QdrantIndex, SearchFilter, point_id
-from ragstream.index.qdrant import folders_of
+from ragstream.index import Point, chunk_metadata, point_id
+from ragstream.index.qdrant import QdrantIndex
 
 TEXTS = {
     "s3://docs/handbook/leave.md": [
@@ -26,17 +25,8 @@ def embedder() -> LocalEmbeddings:
     return LocalEmbeddings()
 
 
-@pytest.fixture(params=["memory", "disk", "edge"])
+@pytest.fixture(params=["memory", "disk"])
 def index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QdrantIndex]:
-    if request.param == "edge":
-        if request.node.originalname == "test_langchain_vector_store_reads_our_collection":
-            pytest.skip("LangChain reads a Qdrant collection through qdrant-client; an Edge shard has none")
-        from ragstream.index.edge import EdgeIndex, EdgeStore
-
-        edge = EdgeIndex(EdgeStore(tmp_path_factory.mktemp("edge")), "test", batch_size=3)
-        yield edge  # type: ignore[misc]  # same public methods as QdrantIndex
-        edge.close()
-        return
     if request.param == "memory":
         client = QdrantClient(":memory:")
     else:
@@ -46,39 +36,24 @@ def index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     idx.close()
 
 
-def _points(embedder: LocalEmbeddings, source: str, version: str, texts: list[str]) -> list[Point]:
-    vectors = embedder.embed_documents(texts)
-    content_type = "application/pdf" if source.endswith(".pdf") else "text/markdown"
-    return [
-        Point(
-            id=point_id(source, version, i),
-            vector=v,
-            text=t,
-            metadata={
-                "source": source,
-                "version": version,
-                "chunk_index": i,
-                "page": i + 1,
-                "content_type": content_type,
-                "folders": folders_of(source),
-                "team": "people",
-            },
-        )
-        for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
-    ]
-
-
-def _load(index: QdrantIndex, embedder: LocalEmbeddings) -> None:
-    index.ensure_collection(384)
-    for source, texts in TEXTS.items():
-        index.upsert(_points(embedder, source, "v1", texts))
-
-
 def test_langchain_vector_store_reads_our_collection(index: QdrantIndex, embedder: LocalEmbeddings) -> None:
     from langchain_qdrant import QdrantVectorStore
 
     # GIVEN chunks written by ragstream
-    _load(index, embedder)
+    index.ensure_collection(384)
+    for source, texts in TEXTS.items():
+        vectors = embedder.embed_documents(texts)
+        index.upsert(
+            [
+                Point(
+                    id=point_id(source, "v1", i),
+                    vector=v,
+                    text=t,
+                    metadata=chunk_metadata(source=source, version="v1", chunk_index=i, page=i + 1),
+                )
+                for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
+            ]
+        )
     # WHEN a LangChain user opens the collection as it is
     store = QdrantVectorStore(
         client=index.client, collection_name="test", embedding=embedder, vector_name="dense"
@@ -90,78 +65,19 @@ def test_langchain_vector_store_reads_our_collection(index: QdrantIndex, embedde
     assert docs[0].metadata["page"] == 1
 
 
-def test_point_ids_are_deterministic_so_rewrites_do_not_duplicate(
-    index: QdrantIndex, embedder: LocalEmbeddings
-) -> None:
-    _load(index, embedder)
-    _load(index, embedder)
-    assert index.count() == 4
-    assert point_id("s3://a/b", "v", 0) == point_id("s3://a/b", "v", 0) != point_id("s3://a/b", "v", 1)
+def test_exists_is_asked_once_then_known(index: QdrantIndex) -> None:
+    # GIVEN a collection made by another instance (another Lambda container)
+    QdrantIndex(index.client, "test").ensure_collection(8)
+    calls: list[str] = []
+    original = index.client.collection_exists
 
+    def counting(name: str) -> bool:
+        calls.append(name)
+        return original(name)
 
-def test_replace_keeps_only_the_new_version(index: QdrantIndex, embedder: LocalEmbeddings) -> None:
-    _load(index, embedder)
-    source = "s3://docs/handbook/leave.md"
-    index.upsert(_points(embedder, source, "v2", ["Employees receive 30 days of leave."]))
-    assert index.count(source) == 3  # both versions are visible until the old one is dropped
-    index.delete_source(source, keep_version="v2")
-    assert index.count(source) == 1 and index.count(source, "v2") == 1
-    assert index.count("s3://docs/finance/report.pdf") == 2  # other sources untouched
-    index.delete_source(source)
-    assert index.count(source) == 0
-
-
-def test_filters_by_folder_type_and_user_metadata(index: QdrantIndex, embedder: LocalEmbeddings) -> None:
-    _load(index, embedder)
-    q = embedder.embed_query("revenue and leave")
-
-    def sources(flt: SearchFilter) -> set[str]:
-        return {p.payload["metadata"]["source"] for p in index.search(q, limit=10, flt=flt)}
-
-    assert sources(SearchFilter(source_prefix="s3://docs/finance/")) == {"s3://docs/finance/report.pdf"}
-    assert sources(SearchFilter(source_prefix="s3://docs/finance")) == {"s3://docs/finance/report.pdf"}
-    assert sources(SearchFilter(source_prefix="s3://docs/handbook/leave.md")) == {
-        "s3://docs/handbook/leave.md"
-    }
-    assert sources(SearchFilter(content_type="application/pdf")) == {"s3://docs/finance/report.pdf"}
-    assert sources(SearchFilter(metadata={"team": "people"})) == set(TEXTS)
-    assert sources(SearchFilter(metadata={"team": "sales"})) == set()
-    assert sources(SearchFilter(source_prefix="s3://doc")) == set()  # not a folder, not a source
-
-
-def test_allowed_prefixes_are_one_or_anded_with_the_rest(
-    index: QdrantIndex, embedder: LocalEmbeddings
-) -> None:
-    _load(index, embedder)
-    q = embedder.embed_query("revenue and leave")
-
-    def sources(flt: SearchFilter) -> set[str]:
-        return {p.payload["metadata"]["source"] for p in index.search(q, limit=10, flt=flt)}
-
-    finance, leave = "s3://docs/finance/report.pdf", "s3://docs/handbook/leave.md"
-    assert sources(SearchFilter(allowed_prefixes=None)) == {finance, leave}
-    assert sources(SearchFilter(allowed_prefixes=[])) == set()  # nothing allowed, nothing found
-    assert sources(SearchFilter(allowed_prefixes=["s3://docs/finance/"])) == {finance}
-    assert sources(SearchFilter(allowed_prefixes=["s3://docs/finance"])) == {
-        finance
-    }  # the folder of that name
-    assert sources(SearchFilter(allowed_prefixes=[leave, "s3://docs/finance/"])) == {finance, leave}
-    assert sources(SearchFilter(allowed_prefixes=["s3://docs/fin", "s3://doc"])) == set()
-    # ANDed with the request's own filter: it narrows, never widens
-    both = ["s3://docs/finance/"]
-    assert sources(SearchFilter(source_prefix="s3://docs/", allowed_prefixes=both)) == {finance}
-    assert sources(SearchFilter(source_prefix=leave, allowed_prefixes=both)) == set()
-    assert sources(SearchFilter(content_type="text/markdown", allowed_prefixes=both)) == set()
-
-
-def test_a_collection_of_another_dimension_is_refused_with_advice(index: QdrantIndex) -> None:
-    index.ensure_collection(384)
-    other = QdrantIndex(index.client, "test")
-    with pytest.raises(DimensionMismatch, match="dimension 384, the embedder gives 1536"):
-        other.ensure_collection(1536)
-
-
-def test_an_empty_index_answers_empty(index: QdrantIndex, embedder: LocalEmbeddings) -> None:
-    assert index.search(embedder.embed_query("x"), limit=3) == []
-    assert index.count("s3://nothing") == 0
-    index.delete_source("s3://nothing")  # no collection yet: nothing to do, no error
+    index.client.collection_exists = counting  # type: ignore[method-assign]
+    # WHEN this instance answers several queries
+    for _ in range(3):
+        index.search([1.0] + [0.0] * 7, limit=1)
+    # THEN it asked Qdrant whether the collection exists once (no extra round trip per query)
+    assert calls == ["test"]

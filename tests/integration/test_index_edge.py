@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from ragstream.errors import ConfigError, DimensionMismatch
-from ragstream.index import Point, SearchFilter, point_id
+from ragstream.index import Point, SearchFilter, chunk_metadata, point_id
 from ragstream.index.edge import EdgeIndex, EdgeStore
-from ragstream.index.qdrant import folders_of
 
 pytest.importorskip("qdrant_edge")
 
@@ -32,14 +31,13 @@ def _points(source: str, version: str, n: int, seed: int = 0) -> list[Point]:
             id=point_id(source, version, i),
             vector=_vector(rng),
             text=f"chunk {i} of {source}",
-            metadata={
-                "source": source,
-                "version": version,
-                "chunk_index": i,
-                "content_type": "application/pdf",
-                "folders": folders_of(source),
-                "team": "people",
-            },
+            metadata=chunk_metadata(
+                source=source,
+                version=version,
+                chunk_index=i,
+                content_type="application/pdf",
+                extra={"team": "people"},
+            ),
         )
         for i in range(n)
     ]
@@ -70,9 +68,9 @@ def test_everything_survives_a_close_and_reopen(tmp_path: Path) -> None:
     hits = reopened.search(query, limit=5)
     assert [(p.id, round(p.score, 5)) for p in hits] == before
     assert hits[0].id == point_id("s3://docs/b/two.pdf", "v1", 7)
-    assert hits[0].payload is not None and hits[0].payload["page_content"] == "chunk 7 of s3://docs/b/two.pdf"
+    assert hits[0].text == "chunk 7 of s3://docs/b/two.pdf"
     only_a = reopened.search(query, limit=50, flt=SearchFilter(source_prefix="s3://docs/a/"))
-    assert {p.payload["metadata"]["source"] for p in only_a if p.payload} == {"s3://docs/a/one.pdf"}
+    assert {p.source for p in only_a} == {"s3://docs/a/one.pdf"}
     # AND the dimension is still checked against what is on disk
     with pytest.raises(DimensionMismatch, match=f"dimension {DIM}, the embedder gives 384"):
         reopened.ensure_collection(384)
@@ -84,7 +82,7 @@ def test_indexed_segments_answer_like_the_unindexed_ones(tmp_path: Path) -> None
     index = _open(tmp_path, indexing_threshold_kb=10, batch_size=100, optimize_after=300)
     index.ensure_collection(DIM)
     index.upsert(_points("s3://docs/a/one.pdf", "v1", 400) + _points("s3://docs/b/two.pdf", "v1", 200))
-    shard = index.client.open("test")
+    shard = index.store.open("test")
     assert shard is not None and shard.info().indexed_vectors_count == 600
     # WHEN it is searched, counted, filtered and a source deleted
     target = _points("s3://docs/b/two.pdf", "v1", 200)[42]
@@ -94,7 +92,7 @@ def test_indexed_segments_answer_like_the_unindexed_ones(tmp_path: Path) -> None
     # THEN the answers are exact
     assert hits[0].id == target.id and hits[0].score == pytest.approx(1.0, abs=1e-4)
     assert len(filtered) == 10
-    assert all(p.payload and p.payload["metadata"]["source"] == "s3://docs/a/one.pdf" for p in filtered)
+    assert all(p.source == "s3://docs/a/one.pdf" for p in filtered)
     assert index.count() == 200 and index.count("s3://docs/a/one.pdf") == 0
     index.close()
 
@@ -113,9 +111,7 @@ def test_many_threads_read_while_one_writes(tmp_path: Path) -> None:
             for _ in range(100):
                 hits = index.search(_vector(rng), limit=5, flt=only_a)
                 assert len(hits) == 5
-                assert all(
-                    p.payload and p.payload["metadata"]["source"] == "s3://docs/a/one.pdf" for p in hits
-                )
+                assert all(p.source == "s3://docs/a/one.pdf" for p in hits)
                 assert index.count("s3://docs/a/one.pdf") == 200
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)

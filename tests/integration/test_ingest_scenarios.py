@@ -1,7 +1,8 @@
 """Indexing that stays true to the bucket, through the real ingest handler.
 
-moto plays S3, SQS and DynamoDB (the bucket notifies the queue for real); Qdrant is embedded; the
-embedder is the real local model, wrapped to count what it embeds.
+moto plays S3, SQS and DynamoDB (the bucket notifies the queue for real); every scenario runs on
+every vector store (``backends.py``), wrapped by :class:`FaultyIndex` to inject faults; the embedder
+is the real local model, wrapped to count what it embeds.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dataclasses
 import importlib.util
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -18,15 +20,15 @@ from urllib.parse import quote_plus, unquote_plus
 
 import boto3
 import pytest
+from backends import Backend
 from moto import mock_aws
-from qdrant_client import QdrantClient
 
 from ragstream.blobs import Blobs
 from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings
 from ragstream.errors import IndexUnavailable, TransientError
 from ragstream.events import refs_from_event
-from ragstream.index import QdrantIndex, point_id
+from ragstream.index import Capabilities, Hit, Point, SearchFilter, VectorIndex, chunk_metadata, point_id
 from ragstream.ingest import Pipeline
 from ragstream.ledger.dynamodb import DynamoDBLedger, table_definition
 from ragstream.model import Status
@@ -48,32 +50,60 @@ class CountingEmbeddings(LocalEmbeddings):
         return super().embed_documents(texts)
 
 
-class ObservedIndex(QdrantIndex):
-    """The real index; can be told to fail for one source, and records point counts around deletes."""
+class FaultyIndex:
+    """Wraps any index: can fail the upserts of one source, hold the next upsert, record the source's
+    point count around each delete of a watched source, and play an eventually consistent store whose
+    counts lag behind its writes (``lagging``)."""
 
-    def __init__(self, client: QdrantClient) -> None:
-        super().__init__(client, "ragstream", batch_size=64, retries=0)
+    def __init__(self, inner: VectorIndex) -> None:
+        self.inner = inner
+        self.collection = inner.collection
+        self.capabilities = inner.capabilities
         self.fail_for: str | None = None
         self.watch: str | None = None
         self.seen_counts: list[int] = []
         self.hold: tuple[threading.Event, threading.Event] | None = None
+        self.lagging = False
+        self.upserts = 0
 
     def upsert(self, points: Any) -> int:
+        self.upserts += 1
         if self.fail_for and any(p.metadata["source"] == self.fail_for for p in points):
-            raise IndexUnavailable("Qdrant did not answer after 1 tries: connection refused")
+            raise IndexUnavailable("the index did not answer after 1 tries: connection refused")
         hold, self.hold = self.hold, None  # only the next upsert is held
         if hold is not None:
             reached, release = hold
             reached.set()
             release.wait(10)
-        return super().upsert(points)
+        return self.inner.upsert(points)
 
     def delete_source(self, source: str, **kwargs: Any) -> None:
         if source == self.watch:
-            self.seen_counts.append(self.count(source))
-        super().delete_source(source, **kwargs)
+            self.seen_counts.append(self.inner.count(source))
+        self.inner.delete_source(source, **kwargs)
         if source == self.watch:
-            self.seen_counts.append(self.count(source))
+            self.seen_counts.append(self.inner.count(source))
+
+    def ensure_collection(self, dim: int) -> None:
+        self.inner.ensure_collection(dim)
+
+    def exists(self) -> bool:
+        return self.inner.exists()
+
+    def count(self, source: str | None = None, version: str | None = None) -> int:
+        return 0 if self.lagging else self.inner.count(source, version)
+
+    def versions(self) -> Any:
+        return Counter() if self.lagging else self.inner.versions()
+
+    def search(self, vector: Any, *, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
+        return self.inner.search(vector, limit=limit, flt=flt)
+
+    def ping(self) -> None:
+        self.inner.ping()
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +136,11 @@ def aws(aws_env: None) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture
 def handler(
-    aws: dict[str, Any], tmp_path: Path, embedder: CountingEmbeddings, monkeypatch: pytest.MonkeyPatch
+    aws: dict[str, Any],
+    tmp_path: Path,
+    embedder: CountingEmbeddings,
+    backend: Backend,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ModuleType]:
     """functions/ingest/app.py as Lambda loads it, with the test's counting embedder and index."""
     monkeypatch.setenv("RAGSTREAM_HOME", str(tmp_path / "home"))
@@ -117,16 +151,16 @@ def handler(
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    settings = Settings(home=tmp_path / "home", ledger_table=TABLE)
+    settings = backend.settings.model_copy(update={"ledger_table": TABLE})
+    assert isinstance(settings, Settings)
     module.pipeline = Pipeline.from_settings(
         settings,
         embedder=embedder,
-        index=ObservedIndex(QdrantClient(":memory:")),
+        index=FaultyIndex(backend.open()),
         ledger=DynamoDBLedger(TABLE, client=aws["dynamodb"]),
         store=Blobs(aws["s3"]),
     )
     yield module
-    module.pipeline.index.close()
 
 
 class Context:
@@ -253,7 +287,7 @@ def test_an_edit_replaces_the_old_version_without_a_gap(
     assert handler.pipeline.index.count(source, new.version) == new.chunks == points_of(handler, key)
     assert handler.pipeline.index.seen_counts and min(handler.pipeline.index.seen_counts) > 0
     hits = handler.pipeline.index.search(embedder.embed_query("marketing figures"), limit=3)
-    assert {h.payload["metadata"]["version"] for h in hits} == {new.version}
+    assert {h.version for h in hits} == {new.version}
 
 
 def test_delete_and_a_delete_that_arrives_before_its_create(aws: dict[str, Any], handler: ModuleType) -> None:
@@ -292,10 +326,10 @@ def test_an_older_event_never_overwrites_a_newer_state(aws: dict[str, Any], hand
     assert points_of(handler, "c.md") > 0
 
 
-def test_a_batch_with_a_corrupt_file_and_qdrant_down_for_one(
+def test_a_batch_with_a_corrupt_file_and_the_index_down_for_one(
     aws: dict[str, Any], handler: ModuleType
 ) -> None:
-    # GIVEN ten uploads: eight good, one corrupt PDF, one whose upsert finds Qdrant down
+    # GIVEN ten uploads: eight good, one corrupt PDF, one whose upsert finds the index down
     aws["sqs"].purge_queue(QueueUrl=aws["queue_url"])  # S3's s3:TestEvent of the notification setup
     for i in range(8):
         put(aws, f"batch/good-{i}.md", doc(f"topic {i}"))
@@ -311,7 +345,7 @@ def test_a_batch_with_a_corrupt_file_and_qdrant_down_for_one(
     }
     # WHEN the handler takes the batch
     response = handler.lambda_handler(event, Context())
-    # THEN only the Qdrant one goes back to the queue; the corrupt one is failed and acknowledged
+    # THEN only the one the index refused goes back to the queue; the corrupt one is failed and acknowledged
     assert response["batchItemFailures"] == [{"itemIdentifier": by_key["batch/unlucky.md"]}]
     ledger = handler.pipeline.ledger
     corrupt = ledger.get(f"s3://{BUCKET}/batch/corrupt.pdf")
@@ -321,7 +355,7 @@ def test_a_batch_with_a_corrupt_file_and_qdrant_down_for_one(
     for i in range(8):
         assert ledger.get(f"s3://{BUCKET}/batch/good-{i}.md").status is Status.INDEXED
         assert points_of(handler, f"batch/good-{i}.md") > 0
-    # AND when Qdrant is back, the redelivered message indexes it
+    # AND when the index is back, the redelivered message indexes it
     handler.pipeline.index.fail_for = None
     retry = {"Records": [r for r in event["Records"] if r["messageId"] == by_key["batch/unlucky.md"]]}
     assert handler.lambda_handler(retry, Context())["batchItemFailures"] == []
@@ -340,15 +374,13 @@ def test_reconcile_repairs_lost_events(
     put(aws, "silent-new.md", doc("silent"))
     aws["s3"].delete_object(Bucket=BUCKET, Key="vanish.md")
     stray = point_id(f"s3://{BUCKET}/keep.md", "0" * 64, 0)
-    from ragstream.index import Point
-
     pipeline.index.upsert(
         [
             Point(
                 id=stray,
                 vector=[0.1] * 384,
                 text="old text",
-                metadata={"source": f"s3://{BUCKET}/keep.md", "version": "0" * 64},
+                metadata=chunk_metadata(source=f"s3://{BUCKET}/keep.md", version="0" * 64, chunk_index=0),
             )
         ]
     )
@@ -375,7 +407,7 @@ def test_two_concurrent_runs_on_one_key_end_with_the_newest(aws: dict[str, Any],
     # Two Lambda containers: two pipelines sharing only the ledger, the index and the bucket.
     first: Pipeline = handler.pipeline
     second = dataclasses.replace(first)
-    index: ObservedIndex = first.index
+    index: FaultyIndex = first.index  # type: ignore[assignment]
     source = f"s3://{BUCKET}/race.md"
     put(aws, "race.md", doc("version one"))
     older = refs_from_event(json.loads(s3_body("race.md", "ObjectCreated:Put", "0000000000000100")))
@@ -521,3 +553,24 @@ def test_a_direct_eventbridge_invocation_is_applied_within_the_time_left(
     result = handler.lambda_handler(event, Context())
     assert [o["status"] for o in result["outcomes"]] == ["indexed"]
     assert points_of(handler, "direct.md") > 0
+def test_an_eventually_consistent_store_is_not_recounted(
+    aws: dict[str, Any], handler: ModuleType, embedder: CountingEmbeddings
+) -> None:
+    # GIVEN a store that declares inexact counts, and whose counts lag behind its writes
+    pipeline: Pipeline = handler.pipeline
+    index: FaultyIndex = pipeline.index  # type: ignore[assignment]
+    index.capabilities = Capabilities(exact_counts=False, read_your_writes=False)
+    index.lagging = True
+    put(aws, "ec.md", doc("lagging"))
+    assert drain(aws, handler) == []
+    # WHEN the document is replaced
+    put(aws, "ec.md", doc("lagging again", 4))
+    before = index.upserts
+    assert drain(aws, handler) == []
+    # THEN its points are written once: the lagging count does not look like vanished points
+    assert index.upserts - before == 1
+    assert pipeline.ledger.get(f"s3://{BUCKET}/ec.md").status is Status.INDEXED
+    # AND reconcile does not take the lagging tally for missing points and re-index everything
+    embedded = embedder.documents
+    outcomes = pipeline.sync(f"s3://{BUCKET}/", repair=True)
+    assert {o.status for o in outcomes} == {"skipped"} and embedder.documents == embedded

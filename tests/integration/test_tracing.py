@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-from qdrant_client import QdrantClient
 
 from peers.langfuse_server import ExportedSpan, LangfuseServer
 from ragstream import tracing
@@ -28,7 +27,7 @@ from ragstream.api import FEEDBACK_SCORE, build_app, tracing_feedback
 from ragstream.blobs import Blobs
 from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings, count_tokens
-from ragstream.index import QdrantIndex
+from ragstream.index import VectorIndex, open_index
 from ragstream.ingest import Outcome, Pipeline
 from ragstream.ledger.sqlite import SQLiteLedger
 from ragstream.query import NO_ANSWER, Retriever
@@ -85,7 +84,7 @@ def make_pipeline(home: Path, embedder: LocalEmbeddings, tracer: tracing.Tracer)
     return Pipeline(
         settings=settings,
         embedder=embedder,
-        index=QdrantIndex(QdrantClient(":memory:"), "ragstream"),
+        index=open_index(settings.model_copy(update={"index": "qdrant", "index_path": ":memory:"})),
         ledger=SQLiteLedger(settings.ledger_path),
         store=Blobs(),
         length=count_tokens,
@@ -274,7 +273,7 @@ def traced_api(
     langfuse_server: LangfuseServer,
     openai_server: Any,
     embedder: LocalEmbeddings,
-    seeded_index: QdrantIndex,
+    seeded_index: VectorIndex,
     seeded_ledger: SQLiteLedger,
 ) -> Iterator[tuple[str, LangfuseTracer, Settings]]:
     """The query API with the chat model (the OpenAI peer), tracing to the receiver, over HTTP."""

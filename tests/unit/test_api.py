@@ -22,15 +22,12 @@ from ragstream.server import LocalContext, to_event
 KEY = "test-api-key"  # a placeholder, not a secret
 
 
-class _Client:
-    def collection_exists(self, name: str) -> bool:
-        return True
-
-
 @dataclass
 class _Index:
     collection: str = "unit"
-    client: Any = field(default_factory=_Client)
+
+    def ping(self) -> None:
+        """Reachable."""
 
 
 @dataclass

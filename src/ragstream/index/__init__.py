@@ -1,7 +1,24 @@
-"""The vector index: Qdrant, embedded on disk, in memory, or a server / Qdrant Cloud."""
+"""The vector index: one contract (:class:`VectorIndex`), neutral types, one payload layout, and a
+registry that opens the store ``RAGSTREAM_INDEX`` names (Qdrant Edge, Qdrant, FAISS, Chroma, Milvus).
+
+Nothing here imports a store's client; each store's module does, and only when it is chosen.
+"""
 
 from __future__ import annotations
 
-from .qdrant import Point, QdrantIndex, SearchFilter, open_index, point_id
+from .contract import Capabilities, Hit, Point, SearchFilter, VectorIndex
+from .layout import chunk_metadata, folders_of, point_id
+from .registry import BACKENDS, open_index
 
-__all__ = ["Point", "QdrantIndex", "SearchFilter", "open_index", "point_id"]
+__all__ = [
+    "BACKENDS",
+    "Capabilities",
+    "Hit",
+    "Point",
+    "SearchFilter",
+    "VectorIndex",
+    "chunk_metadata",
+    "folders_of",
+    "open_index",
+    "point_id",
+]

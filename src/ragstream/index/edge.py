@@ -1,8 +1,8 @@
 """The embedded index on Qdrant Edge: the Qdrant engine in-process, one shard per collection.
 
-:class:`EdgeIndex` has the public methods of :class:`~ragstream.index.qdrant.QdrantIndex` with the same
-semantics, point ids, payload layout (``page_content`` + ``metadata``) and filters, so the pipeline and
-the retriever take either. It replaces qdrant-client's local mode (``QdrantClient(path=...)``), a
+:class:`EdgeIndex` implements the :class:`~ragstream.index.contract.VectorIndex` contract with the
+payload layout of the Qdrant store (``page_content`` + ``metadata``, see ``qdrant_payload``). It
+replaces qdrant-client's local mode (``QdrantClient(path=...)``), a
 Python re-implementation that searches by brute force; LangChain cannot open an Edge shard, so
 LangChain compatibility stays with the client/server mode.
 
@@ -28,20 +28,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
-from .qdrant import (
-    KEYWORD_FIELDS,
-    VECTOR,
-    Point,
-    SearchFilter,
-    check_dimension,
-    filter_terms,
-    tally_versions,
-)
+from . import embedded
+from .contract import Capabilities, Hit, Point, SearchFilter, check_dimension
+from .qdrant_payload import KEYWORD_FIELDS, VECTOR, filter_terms, payload, tally_versions, to_hit
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
 
-__all__ = ["EdgeCollectionInfo", "EdgeIndex", "EdgeStore", "ScoredChunk"]
+    from ..config import Settings
+
+__all__ = ["EdgeIndex", "EdgeStore", "from_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -51,43 +47,9 @@ T = TypeVar("T")
 CONFIG_FILE = "edge_config.json"
 
 
-@dataclass(frozen=True)
-class ScoredChunk:
-    """One search hit: the attributes of qdrant-client's ``ScoredPoint`` that ragstream reads."""
-
-    id: str
-    score: float
-    payload: dict[str, Any] | None
-    version: int = 0
-
-
-@dataclass(frozen=True)
-class _VectorParams:
-    size: int
-    distance: str
-
-
-@dataclass(frozen=True)
-class _Params:
-    vectors: dict[str, _VectorParams]
-
-
-@dataclass(frozen=True)
-class _Config:
-    params: _Params
-
-
-@dataclass(frozen=True)
-class EdgeCollectionInfo:
-    """The part of qdrant-client's ``CollectionInfo`` that ragstream reads (``config.params.vectors``)."""
-
-    config: _Config
-    points_count: int | None = None
-
-
 @dataclass
 class EdgeStore:
-    """A folder of Qdrant Edge shards, one per collection: the counterpart of ``QdrantClient(path=)``.
+    """A folder of Qdrant Edge shards, one per collection.
 
     Opens each shard once per process and hands the same one to every index over this store.
     ``indexing_threshold_kb`` applies to shards this store creates: a segment bigger than that gets an
@@ -105,12 +67,12 @@ class EdgeStore:
     def shard_path(self, collection: str) -> Path:
         return self.path / collection
 
-    def collection_exists(self, collection: str) -> bool:
+    def has(self, collection: str) -> bool:
         """Whether a shard of that name is open or on disk."""
         return collection in self._shards or (self.shard_path(collection) / CONFIG_FILE).is_file()
 
-    def get_collection(self, collection: str) -> EdgeCollectionInfo:
-        """The collection's vector configuration, read from the shard's config file."""
+    def dimension(self, collection: str) -> int | None:
+        """The size of the shard's dense vector, read from its config file (None: not ours)."""
         try:
             raw = json.loads((self.shard_path(collection) / CONFIG_FILE).read_text())
         except (OSError, ValueError) as exc:
@@ -118,13 +80,8 @@ class EdgeStore:
                 f"cannot read {self.shard_path(collection) / CONFIG_FILE}: {exc}; "
                 "the folder is not a Qdrant Edge shard, or it is damaged"
             ) from exc
-        vectors = {
-            name: _VectorParams(size=int(params["size"]), distance=str(params.get("distance", "")))
-            for name, params in (raw.get("vectors") or {}).items()
-        }
-        shard = self._shards.get(collection)
-        count = _translate(shard.info).points_count if shard is not None else None
-        return EdgeCollectionInfo(config=_Config(params=_Params(vectors=vectors)), points_count=count)
+        params = (raw.get("vectors") or {}).get(VECTOR)
+        return int(params["size"]) if params else None
 
     def open(self, collection: str, *, create_dim: int | None = None) -> qe.EdgeShard | None:
         """The collection's shard: opened once, created with ``create_dim`` if given, else None if absent."""
@@ -178,16 +135,17 @@ class EdgeIndex:
 
     def __init__(
         self,
-        client: EdgeStore,
+        store: EdgeStore,
         collection: str,
         *,
         batch_size: int = 1024,
         optimize_after: int = 50_000,
     ):
-        self.client = client
+        self.store = store
         self.collection = collection
         self.batch_size = batch_size
         self.optimize_after = optimize_after
+        self.capabilities = Capabilities(embedded=True)
         self._ready_dim: int | None = None
 
     # -- collection ----------------------------------------------------------------------------------
@@ -195,15 +153,14 @@ class EdgeIndex:
         """Create the collection on first use; refuse a collection of another dimension."""
         if self._ready_dim == dim:
             return
-        if self.client.collection_exists(self.collection):
-            params = self.client.get_collection(self.collection).config.params.vectors.get(VECTOR)
-            check_dimension(self.collection, params.size if params else None, dim)
-        self.client.open(self.collection, create_dim=dim)
+        if self.store.has(self.collection):
+            check_dimension(self.collection, self.store.dimension(self.collection), dim)
+        self.store.open(self.collection, create_dim=dim)
         self._ready_dim = dim
 
     def exists(self) -> bool:
         """Whether the collection exists (known without a look once this instance made or checked it)."""
-        return self._ready_dim is not None or self.client.collection_exists(self.collection)
+        return self._ready_dim is not None or self.store.has(self.collection)
 
     # -- writes ---------------------------------------------------------------------------------------
     def upsert(self, points: Sequence[Point]) -> int:
@@ -215,11 +172,7 @@ class EdgeIndex:
             raise ConfigError(f"collection {self.collection!r} does not exist: call ensure_collection first")
         for start in range(0, len(points), self.batch_size):
             batch = [
-                qe.Point(
-                    id=p.id,
-                    vector={VECTOR: p.vector},
-                    payload=p.payload,
-                )
+                qe.Point(id=p.id, vector={VECTOR: list(p.vector)}, payload=payload(p))
                 for p in points[start : start + self.batch_size]
             ]
             _translate(shard.update, qe.UpdateOperation.upsert_points(batch))
@@ -263,10 +216,10 @@ class EdgeIndex:
         request = qe.CountRequest(exact=True, filter=qe.Filter(must=must) if must else None)
         return int(_translate(shard.count, request))
 
-    def search(
-        self, vector: list[float], *, limit: int, flt: SearchFilter | None = None
-    ) -> list[ScoredChunk]:
+    def search(self, vector: Sequence[float], *, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
         """The ``limit`` nearest points to ``vector`` that pass the filter."""
+        if flt is not None and flt.matches_nothing:
+            return []
         shard = self._shard()
         if shard is None:
             return []
@@ -274,14 +227,11 @@ class EdgeIndex:
 
         request = qe.QueryRequest(
             limit=limit,
-            query=qe.Query.Nearest(vector, using=VECTOR),
+            query=qe.Query.Nearest(list(vector), using=VECTOR),
             filter=to_edge_filter(flt),
             with_payload=True,
         )
-        return [
-            ScoredChunk(id=str(p.id), score=float(p.score), payload=p.payload, version=int(p.version))
-            for p in _translate(shard.query, request)
-        ]
+        return [to_hit(p.id, p.score, p.payload) for p in _translate(shard.query, request)]
 
     def versions(self) -> Counter[tuple[str, str]]:
         """Points per (source, version) present in the index, for reconcile (scrolls everything)."""
@@ -306,17 +256,20 @@ class EdgeIndex:
             if offset is None:
                 return counts
 
+    def ping(self) -> None:
+        """The folder is local: reachable while it can be read."""
+        if not self.store.path.is_dir():
+            raise IndexUnavailable(f"the Qdrant Edge folder {self.store.path} is gone")
+
     def close(self) -> None:
         """Close the store (shared by every index of this process on the folder)."""
-        from .qdrant import _release_embedded
-
-        _release_embedded(self.client)
-        self.client.close()
+        embedded.release(self.store)
+        self.store.close()
         self._ready_dim = None
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _shard(self) -> qe.EdgeShard | None:
-        return self.client.open(self.collection)
+        return self.store.open(self.collection)
 
 
 def _translate(fn: Callable[..., T], *args: Any, where: Path | None = None) -> T:
@@ -349,7 +302,7 @@ def _match(key: str, value: str) -> qe.FieldCondition:
 
 
 def to_edge_filter(flt: SearchFilter | None) -> qe.Filter | None:
-    """Our filter model as a Qdrant Edge filter (the same terms as ``to_qdrant_filter``)."""
+    """Our filter model as a Qdrant Edge filter (the same terms as the Qdrant store's)."""
     terms = filter_terms(flt)
     if not terms:
         return None
@@ -363,3 +316,20 @@ def to_edge_filter(flt: SearchFilter | None) -> qe.Filter | None:
         for any_of in terms
     ]
     return qe.Filter(must=must)
+
+
+def _open_store(path: Path) -> EdgeStore:
+    try:
+        import qdrant_edge  # noqa: F401  (fail here, with advice, not at the first write)
+    except ImportError:
+        raise ConfigError(
+            "the embedded Qdrant Edge index needs qdrant-edge-py: pip install 'ragstream[local]', "
+            "or set RAGSTREAM_INDEX to another store"
+        ) from None
+    return EdgeStore(path)
+
+
+def from_settings(settings: Settings) -> EdgeIndex:
+    """The Edge folder ``index_path`` (default ``home/edge``), one store per folder and process."""
+    store = embedded.acquire("edge", Path(settings.index_location), _open_store)
+    return EdgeIndex(store, settings.collection, batch_size=max(settings.upsert_batch_size, 1024))

@@ -1,0 +1,262 @@
+"""Milvus through pymilvus' ``MilvusClient``: Milvus Lite embedded (a ``.db`` file), or a Milvus server /
+Zilliz Cloud (``RAGSTREAM_INDEX_URL`` and a token).
+
+The collection has a fixed schema: ``id`` (the uuid5, primary key), ``vector`` (cosine),
+``text``, ``source``, ``version`` and ``content_type`` as scalar fields, ``folders`` as an array field
+(``ARRAY_CONTAINS`` answers folder filters) and the rest of the metadata as one JSON field. It is
+created with ``Strong`` consistency, so a write is visible to the next read and counts are exact.
+
+Milvus Lite is pinned to 2.5.1: the 2.x wheels ship the Milvus engine itself (the ``milvus`` binary and
+knowhere, ~175 MB); the 3.x line is a pure-Python re-implementation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
+from .contract import Capabilities, Hit, Point, SearchFilter, check_dimension
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+__all__ = ["MilvusIndex", "from_settings", "to_milvus_filter"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Scalar fields of the schema; the metadata keeps them too (the JSON field holds all of it).
+SCALARS = ("source", "version", "content_type")
+MAX_FOLDERS = 64
+MAX_STRING = 4096
+PAGE = 1000
+
+
+class MilvusIndex:
+    """A collection of chunks in Milvus (Strong consistency: writes visible on return)."""
+
+    def __init__(self, client: Any, collection: str, *, embedded: bool, batch_size: int = 512):
+        self.client = client
+        self.collection = collection
+        self.batch_size = batch_size
+        self.capabilities = Capabilities(embedded=embedded)
+        self._exists = False
+
+    # -- collection ----------------------------------------------------------------------------------
+    def ensure_collection(self, dim: int) -> None:
+        """Create the collection on first use; refuse a collection of another dimension."""
+        if self._call(self.client.has_collection, self.collection):
+            info = self._call(self.client.describe_collection, self.collection)
+            size = next(
+                (int(f["params"]["dim"]) for f in info.get("fields", []) if f.get("name") == "vector"), None
+            )
+            check_dimension(self.collection, size, dim)
+        else:
+            self._create(dim)
+        self._exists = True
+
+    def _create(self, dim: int) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("text", DataType.VARCHAR, max_length=65535)
+        for name in SCALARS:
+            schema.add_field(name, DataType.VARCHAR, max_length=MAX_STRING)
+        schema.add_field(
+            "folders",
+            DataType.ARRAY,
+            element_type=DataType.VARCHAR,
+            max_capacity=MAX_FOLDERS,
+            max_length=MAX_STRING,
+        )
+        schema.add_field("metadata", DataType.JSON)
+        index = self.client.prepare_index_params()
+        index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="COSINE")
+        for name in ("source", "version"):
+            index.add_index(field_name=name, index_type="INVERTED")
+        self._call(
+            self.client.create_collection,
+            self.collection,
+            schema=schema,
+            index_params=index,
+            consistency_level="Strong",
+        )
+
+    def exists(self) -> bool:
+        """Whether the collection exists (asked once, then known)."""
+        if not self._exists:
+            self._exists = bool(self._call(self.client.has_collection, self.collection))
+        return self._exists
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def upsert(self, points: Sequence[Point]) -> int:
+        """Write points in batches; a point with an existing id is replaced."""
+        if not self.exists():
+            raise ConfigError(f"collection {self.collection!r} does not exist: call ensure_collection first")
+        last = list({p.id: p for p in points}.values())
+        for start in range(0, len(last), self.batch_size):
+            rows = [_row(p) for p in last[start : start + self.batch_size]]
+            self._call(self.client.upsert, self.collection, rows)
+        return len(points)
+
+    def delete_source(
+        self, source: str, *, keep_version: str | None = None, only_version: str | None = None
+    ) -> None:
+        """Delete the points of ``source``: all, all but ``keep_version``, or only ``only_version``."""
+        if not self.exists():
+            return
+        terms = [f"source == {_lit(source)}"]
+        if only_version:
+            terms.append(f"version == {_lit(only_version)}")
+        if keep_version:
+            terms.append(f"version != {_lit(keep_version)}")
+        self._call(self.client.delete, self.collection, filter=" and ".join(terms))
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def count(self, source: str | None = None, version: str | None = None) -> int:
+        """Exact number of points (Strong consistency), of one source (and version) when given."""
+        if not self.exists():
+            return 0
+        terms = []
+        if source is not None:
+            terms.append(f"source == {_lit(source)}")
+        if version is not None:
+            terms.append(f"version == {_lit(version)}")
+        rows = self._call(
+            self.client.query, self.collection, filter=" and ".join(terms), output_fields=["count(*)"]
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def versions(self) -> Counter[tuple[str, str]]:
+        """Points per (source, version), read with a query iterator."""
+        counts: Counter[tuple[str, str]] = Counter()
+        if not self.exists():
+            return counts
+        iterator = self._call(
+            self.client.query_iterator, self.collection, batch_size=PAGE, output_fields=["source", "version"]
+        )
+        try:
+            while True:
+                rows = self._call(iterator.next)
+                if not rows:
+                    return counts
+                for row in rows:
+                    counts[(row["source"], row["version"])] += 1
+        finally:
+            iterator.close()
+
+    def search(self, vector: Sequence[float], *, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
+        """The ``limit`` nearest points that pass the filter (Milvus filters before it ranks)."""
+        if (flt is not None and flt.matches_nothing) or not self.exists():
+            return []
+        result = self._call(
+            self.client.search,
+            self.collection,
+            data=[list(vector)],
+            limit=limit,
+            filter=to_milvus_filter(flt),
+            output_fields=["text", "metadata"],
+            search_params={"metric_type": "COSINE"},
+        )
+        return [
+            Hit(
+                id=str(r["id"]),
+                score=float(r["distance"]),
+                text=r["entity"].get("text", ""),
+                metadata=dict(r["entity"].get("metadata") or {}),
+            )
+            for r in result[0]
+        ]
+
+    def ping(self) -> None:
+        """One cheap call; IndexUnavailable when Milvus does not answer."""
+        try:
+            self.client.has_collection(self.collection)
+        except Exception as exc:
+            raise IndexUnavailable(f"Milvus is unreachable: {type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        """Close the client (Milvus Lite stops its engine when its last client closes)."""
+        self.client.close()
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call Milvus; a dimension error becomes ours, an unreachable server transient."""
+        from pymilvus.exceptions import MilvusException, MilvusUnavailableException
+
+        try:
+            return fn(*args, **kwargs)
+        except MilvusUnavailableException as exc:
+            raise IndexUnavailable(f"Milvus is unreachable: {exc}") from exc
+        except MilvusException as exc:
+            message = str(exc)
+            if "should divide the dim" in message or "dimension" in message.lower():
+                raise DimensionMismatch(
+                    f"{message}: collection {self.collection!r} was made for another embedder; set "
+                    "RAGSTREAM_COLLECTION to a new name, or delete the collection and re-ingest"
+                ) from exc
+            if "unavailable" in message.lower() or "deadline" in message.lower():
+                raise IndexUnavailable(f"Milvus failed: {message}") from exc
+            raise
+
+
+def _row(p: Point) -> dict[str, Any]:
+    meta = p.metadata
+    folders = list(meta.get("folders") or ())[:MAX_FOLDERS]
+    return {
+        "id": p.id,
+        "vector": list(p.vector),
+        "text": p.text,
+        "source": str(meta.get("source", "")),
+        "version": str(meta.get("version", "")),
+        "content_type": str(meta.get("content_type") or ""),
+        "folders": folders,
+        "metadata": json.loads(json.dumps(meta, default=str)),
+    }
+
+
+def _lit(value: str) -> str:
+    """A string literal of Milvus' expression language."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def to_milvus_filter(flt: SearchFilter | None) -> str:
+    """Our filter as a Milvus boolean expression ('' for none; call only when it can match)."""
+    if flt is None:
+        return ""
+    terms: list[str] = []
+    for group in flt.source_groups():
+        ors = [
+            f"source == {_lit(value)}" if kind == "source" else f"ARRAY_CONTAINS(folders, {_lit(value)})"
+            for kind, value in group
+        ]
+        terms.append("(" + " or ".join(ors) + ")")
+    if flt.content_type:
+        terms.append(f"content_type == {_lit(flt.content_type)}")
+    for key, value in flt.metadata_terms().items():
+        terms.append(f"metadata[{_lit(key)}] == {_lit(value)}")
+    return " and ".join(terms)
+
+
+def from_settings(settings: Settings) -> MilvusIndex:
+    """A Milvus server / Zilliz Cloud by ``RAGSTREAM_INDEX_URL``, else Milvus Lite in ``index_path``."""
+    from pymilvus import MilvusClient
+
+    if settings.index_url:
+        token = settings.index_api_key.get_secret_value() if settings.index_api_key else ""
+        return MilvusIndex(
+            MilvusClient(uri=settings.index_url, token=token), settings.collection, embedded=False
+        )
+    path = Path(settings.index_location)
+    if path.suffix != ".db":
+        raise ConfigError(f"Milvus Lite needs a file ending in .db: RAGSTREAM_INDEX_PATH={path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return MilvusIndex(MilvusClient(uri=str(path)), settings.collection, embedded=True)

@@ -1,0 +1,162 @@
+"""Every vector store the contract suite and the ingest scenarios run against, as pytest params.
+
+Embedded engines always run. A Chroma server runs here (``chroma run`` on 127.0.0.1, a free port);
+live services run when their URL (and key) are in the environment:
+``RAGSTREAM_TEST_QDRANT_URL`` (+ ``_API_KEY``), ``RAGSTREAM_TEST_CHROMA_URL`` (+ ``_API_KEY``,
+``_TENANT``, ``_DATABASE``), ``RAGSTREAM_TEST_MILVUS_URL`` (+ ``_API_KEY``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ragstream.config import Settings
+from ragstream.index import VectorIndex, open_index
+
+#: (param id, what it needs to run, or None when it always runs here)
+BACKENDS = [
+    "qdrant-memory",
+    "qdrant-path",
+    "edge",
+    "faiss",
+    "chroma",
+    "chroma-server",
+    "milvus-lite",
+    "qdrant-live",
+    "chroma-live",
+    "milvus-live",
+]
+LIVE = {
+    "qdrant-live": "RAGSTREAM_TEST_QDRANT_URL",
+    "chroma-live": "RAGSTREAM_TEST_CHROMA_URL",
+    "milvus-live": "RAGSTREAM_TEST_MILVUS_URL",
+}
+
+
+@dataclass
+class Backend:
+    """One store under test: settings that open it, and a fresh collection name per test."""
+
+    name: str
+    settings: Settings
+    opened: list[VectorIndex] = field(default_factory=list)
+    _shared: Any = None
+
+    def open(self, collection: str | None = None) -> VectorIndex:
+        """An index on this store (the same store for every call), on ``collection`` or the test's own."""
+        settings = self.settings.model_copy(update={"collection": collection or self.settings.collection})
+        if self.name == "qdrant-memory":  # one in-memory client: every index of the test shares it
+            from qdrant_client import QdrantClient
+
+            from ragstream.index.qdrant import QdrantIndex
+
+            if self._shared is None:
+                self._shared = QdrantClient(":memory:")
+            index: VectorIndex = QdrantIndex(self._shared, settings.collection, batch_size=3)
+        else:
+            index = open_index(settings)
+        self.opened.append(index)
+        return index
+
+    def close(self) -> None:
+        for index in self.opened:
+            with contextlib.suppress(Exception):  # already closed by the test
+                index.close()
+        self.opened.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``chroma run`` server on 127.0.0.1 and a free port; yields its URL."""
+    chroma = shutil.which("chroma", path=str(Path(os.sys.executable).parent)) or shutil.which("chroma")
+    if chroma is None:
+        pytest.skip("the chroma CLI is not installed (pip install 'ragstream[chroma]')")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("chroma-server")
+    log = open(folder / "server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [chroma, "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"chroma run did not start: {(folder / 'server.log').read_text()[-2000:]}"
+                    ) from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def backend_settings(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings that open store ``name`` (skips a live one without its URL in the environment)."""
+    collection = f"t{uuid.uuid4().hex[:12]}"
+    base: dict[str, Any] = {"home": tmp_path / "home", "collection": collection}
+    if name in LIVE:
+        url = os.environ.get(LIVE[name])
+        if not url:
+            pytest.skip(f"live service: set {LIVE[name]} (and its _API_KEY) to run against it")
+        key = os.environ.get(LIVE[name].replace("_URL", "_API_KEY"))
+        if name == "qdrant-live":
+            return Settings(**base, index="qdrant", qdrant_url=url, qdrant_api_key=key)
+        if name == "chroma-live":
+            return Settings(
+                **base,
+                index="chroma",
+                index_url=url,
+                index_api_key=key,
+                chroma_tenant=os.environ.get("RAGSTREAM_TEST_CHROMA_TENANT"),
+                chroma_database=os.environ.get("RAGSTREAM_TEST_CHROMA_DATABASE"),
+            )
+        return Settings(**base, index="milvus", index_url=url, index_api_key=key)
+    if name == "qdrant-memory":
+        return Settings(**base, index="qdrant", index_path=":memory:")
+    if name == "qdrant-path":
+        return Settings(**base, index="qdrant")
+    if name == "milvus-lite":
+        return Settings(**base, index="milvus")
+    if name == "chroma-server":
+        return Settings(**base, index="chroma", index_url=request.getfixturevalue("chroma_server"))
+    return Settings(**base, index=name)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Each store in turn, with a collection of the test's own."""
+    b = Backend(request.param, backend_settings(request.param, tmp_path, request))
+    yield b
+    b.close()

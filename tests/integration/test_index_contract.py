@@ -1,0 +1,228 @@
+"""The VectorIndex contract, checked against every store (see ``backends.py``)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from backends import Backend
+
+from ragstream.errors import DimensionMismatch
+from ragstream.index import Capabilities, Point, SearchFilter, VectorIndex, chunk_metadata, point_id
+
+DIM = 16
+
+
+def unit(rng: random.Random) -> list[float]:
+    v = [rng.gauss(0.0, 1.0) for _ in range(DIM)]
+    norm = math.sqrt(sum(x * x for x in v))
+    return [x / norm for x in v]
+
+
+def points(
+    source: str,
+    version: str,
+    n: int,
+    *,
+    content_type: str = "application/pdf",
+    team: str = "people",
+    text: str = "chunk {i} of {source}",
+) -> list[Point]:
+    rng = random.Random(f"{source}|{version}")
+    return [
+        Point(
+            id=point_id(source, version, i),
+            vector=unit(rng),
+            text=text.format(i=i, source=source),
+            metadata=chunk_metadata(
+                source=source,
+                version=version,
+                chunk_index=i,
+                page=i + 1,
+                title=None,
+                content_type=content_type,
+                bucket="docs",
+                key=source.removeprefix("s3://docs/"),
+                extra={"team": team, "year": "2024"},
+            ),
+        )
+        for i in range(n)
+    ]
+
+
+LEAVE, REPORT, OTHER = (
+    "s3://docs/handbook/leave.md",
+    "s3://docs/finance/report.pdf",
+    "s3://docs/finance-old.pdf",
+)
+
+
+def load(index: VectorIndex) -> dict[str, list[Point]]:
+    index.ensure_collection(DIM)
+    written = {
+        LEAVE: points(LEAVE, "v1", 4, content_type="text/markdown"),
+        REPORT: points(REPORT, "v1", 5, team="finance"),
+        OTHER: points(OTHER, "v1", 3, team="finance"),
+    }
+    for pts in written.values():
+        assert index.upsert(pts) == len(pts)
+    return written
+
+
+def without_nulls(meta: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+# -- the collection ------------------------------------------------------------------------------------
+
+
+def test_a_new_store_answers_as_an_empty_index(backend: Backend) -> None:
+    index = backend.open()
+    assert isinstance(index, VectorIndex) and isinstance(index.capabilities, Capabilities)
+    assert not index.exists()
+    assert index.search([1.0] + [0.0] * (DIM - 1), limit=3) == []
+    assert index.count() == 0 and index.count(LEAVE) == 0
+    assert index.versions() == {}
+    index.delete_source(LEAVE)  # no collection yet: nothing to do, no error
+    index.ping()
+
+
+def test_ensure_collection_is_idempotent_and_refuses_another_dimension(backend: Backend) -> None:
+    index = backend.open()
+    index.ensure_collection(DIM)
+    index.ensure_collection(DIM)
+    assert index.exists()
+    index.upsert(points(LEAVE, "v1", 2))
+    other = backend.open(index.collection)
+    assert other.exists() and other.count() == 2
+    with pytest.raises(DimensionMismatch, match=f"dimension {DIM}, the embedder gives {DIM * 2}"):
+        other.ensure_collection(DIM * 2)
+
+
+# -- writes ---------------------------------------------------------------------------------------------
+
+
+def test_upsert_is_idempotent_by_id_and_replaces(backend: Backend) -> None:
+    index = backend.open()
+    load(index)
+    load(index)
+    assert index.count() == 12
+    changed = points(LEAVE, "v1", 1, text="rewritten {i}")
+    index.upsert(changed)
+    assert index.count(LEAVE) == 4
+    hit = index.search(changed[0].vector, limit=1)[0]
+    assert hit.id == changed[0].id and hit.text == "rewritten 0"
+
+
+def test_delete_a_source_all_but_one_version_or_one_version(backend: Backend) -> None:
+    index = backend.open()
+    load(index)
+    index.upsert(points(LEAVE, "v2", 2))
+    assert index.count(LEAVE) == 6 and index.count(LEAVE, "v2") == 2
+    # a source except one version
+    index.delete_source(LEAVE, keep_version="v2")
+    assert index.count(LEAVE) == 2 and index.count(LEAVE, "v2") == 2
+    # one version only
+    index.upsert(points(LEAVE, "v3", 3))
+    index.delete_source(LEAVE, only_version="v2")
+    assert index.count(LEAVE) == 3 and index.count(LEAVE, "v3") == 3
+    # the whole source; the others untouched
+    index.delete_source(LEAVE)
+    assert index.count(LEAVE) == 0
+    assert index.count(REPORT) == 5 and index.count(OTHER) == 3 and index.count() == 8
+
+
+def test_versions_tally_every_source_and_version(backend: Backend) -> None:
+    index = backend.open()
+    load(index)
+    index.upsert(points(LEAVE, "v2", 2))
+    assert index.versions() == {(LEAVE, "v1"): 4, (LEAVE, "v2"): 2, (REPORT, "v1"): 5, (OTHER, "v1"): 3}
+
+
+# -- search ---------------------------------------------------------------------------------------------
+
+
+def test_search_returns_neutral_hits_nearest_first(backend: Backend) -> None:
+    index = backend.open()
+    written = load(index)
+    target = written[REPORT][2]
+    hits = index.search(target.vector, limit=4)
+    assert len(hits) == 4
+    assert hits[0].id == target.id and hits[0].score == pytest.approx(1.0, abs=1e-3)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert hits[0].text == target.text
+    assert without_nulls(hits[0].metadata) == without_nulls(target.metadata)
+    assert hits[0].source == REPORT and hits[0].version == "v1"
+
+
+#: Each filter with the sources it lets through (over the points of :func:`load`).
+FILTERS: list[tuple[SearchFilter, set[str]]] = [
+    (SearchFilter(source_prefix="s3://docs/finance/"), {REPORT}),
+    (SearchFilter(source_prefix="s3://docs/finance"), {REPORT}),  # the folder of that name
+    (SearchFilter(source_prefix=LEAVE), {LEAVE}),  # one exact source
+    (SearchFilter(source_prefix="s3://docs/"), {LEAVE, REPORT, OTHER}),
+    (SearchFilter(source_prefix="s3://doc"), set()),  # not a folder, not a source
+    (SearchFilter(content_type="application/pdf"), {REPORT, OTHER}),
+    (SearchFilter(metadata={"team": "finance"}), {REPORT, OTHER}),
+    (SearchFilter(metadata={"team": "sales"}), set()),
+    (SearchFilter(metadata={"year": 2024, "team": "people"}), {LEAVE}),  # numbers match their text
+    (SearchFilter(allowed_prefixes=None), {LEAVE, REPORT, OTHER}),
+    (SearchFilter(allowed_prefixes=[]), set()),  # nothing matches
+    (SearchFilter(allowed_prefixes=["s3://docs/handbook/"]), {LEAVE}),
+    (SearchFilter(allowed_prefixes=["s3://docs/handbook/", OTHER]), {LEAVE, OTHER}),
+    (SearchFilter(allowed_prefixes=["s3://docs/finance"]), {REPORT}),
+    # ANDed with source_prefix and the other fields
+    (SearchFilter(source_prefix="s3://docs/finance/", allowed_prefixes=["s3://docs/handbook/"]), set()),
+    (SearchFilter(source_prefix="s3://docs/", allowed_prefixes=["s3://docs/finance/"]), {REPORT}),
+    (SearchFilter(source_prefix="s3://docs/", allowed_prefixes=[]), set()),
+    (SearchFilter(allowed_prefixes=["s3://docs/"], content_type="text/markdown"), {LEAVE}),
+]
+
+
+def test_filters(backend: Backend) -> None:
+    index = backend.open()
+    written = load(index)
+    everything = [p for pts in written.values() for p in pts]
+    for flt, expected in FILTERS:
+        hits = index.search(written[LEAVE][0].vector, limit=20, flt=flt)
+        shown = flt.model_dump_json(exclude_defaults=True)
+        assert {h.source for h in hits} == expected, shown
+        # the reference semantics of the filter agree with the store
+        assert len(hits) == sum(flt.matches(p.metadata) for p in everything), shown
+
+
+def test_a_filtered_search_returns_limit_hits_whenever_enough_pass(backend: Backend) -> None:
+    # GIVEN 300 points of one folder nearer the query than any of the 10 of another folder
+    index = backend.open()
+    index.ensure_collection(DIM)
+    query = [1.0] + [0.0] * (DIM - 1)
+    rng = random.Random(7)
+    near = points("s3://docs/near/a.pdf", "v1", 300)
+    for p in near:
+        p.vector = [0.99, *(x * 0.01 for x in unit(rng)[1:])]
+    far = points("s3://docs/far/b.pdf", "v1", 10)
+    for p in far:
+        p.vector = [-0.5, *unit(rng)[1:]]
+    index.upsert(near + far)
+    # WHEN searching only the far folder
+    hits = index.search(query, limit=5, flt=SearchFilter(source_prefix="s3://docs/far/"))
+    # THEN five far points come back (a post-filter of the nearest candidates would find none)
+    assert len(hits) == 5 and {h.source for h in hits} == {"s3://docs/far/b.pdf"}
+
+
+def test_reads_after_a_reopen_see_every_write(backend: Backend) -> None:
+    if backend.name == "qdrant-memory":
+        pytest.skip("an in-memory index does not outlive its client")
+    index = backend.open()
+    load(index)
+    index.delete_source(OTHER)
+    collection = index.collection
+    index.close()
+    backend.opened.remove(index)
+    reopened = backend.open(collection)
+    assert reopened.exists()
+    assert reopened.count() == 9
+    assert reopened.versions() == {(LEAVE, "v1"): 4, (REPORT, "v1"): 5}
+    target = points(REPORT, "v1", 5)[3]
+    assert reopened.search(target.vector, limit=1)[0].id == target.id
