@@ -6,8 +6,8 @@ first, before it reads, extracts or embeds anything, and writes its process id a
 A second process gets :class:`~ragstream.errors.HomeInUse` naming the holder, at once. The kernel
 releases the lock when its holder exits, ``kill -9`` included: there is no stale lock to clean.
 
-A server index (``RAGSTREAM_QDRANT_URL``) needs no lock: the server serialises its writers, and
-the SQLite ledger is safe across processes.
+A store reached by URL (Qdrant Cloud, a Chroma or Milvus server) needs no lock: the server
+serialises its writers, and the SQLite ledger is safe across processes.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ LOCK_NAME = ".lock"
 
 
 def holds_embedded_index(settings: Settings) -> bool:
-    """Whether the settings put the index in a folder of this machine (one process at a time)."""
-    return not settings.qdrant_url
+    """Whether the settings put the index in a folder (or file) of this machine: an embedded store,
+    one process at a time. A store reached by URL (a server, a cloud service) needs no lock."""
+    return "://" not in settings.index_location
 
 
 @contextmanager

@@ -100,7 +100,7 @@ def test_provider_failure_is_503_with_retry_after(openai_server: Any, chat_api: 
 
 
 def test_a_slow_model_gives_the_apps_json_503_within_the_timeout(
-    openai_server: Any, embedder: LocalEmbeddings, seeded_index: QdrantIndex, seeded_ledger: SQLiteLedger
+    openai_server: Any, embedder: LocalEmbeddings, seeded_index: VectorIndex, seeded_ledger: SQLiteLedger
 ) -> None:
     # GIVEN the query function's upstream settings (no retries inside a request), scaled down 10x,
     # and a chat model that answers later than the timeout
