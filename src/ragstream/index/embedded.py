@@ -28,7 +28,7 @@ def acquire(kind: str, path: Path, factory: Callable[[Path], T]) -> T:
         if handle is None:
             key[1].mkdir(parents=True, exist_ok=True)
             handle = _HANDLES[key] = factory(key[1])
-        return handle  # type: ignore[no-any-return]
+        return handle
 
 
 def release(handle: Any) -> None:
