@@ -27,7 +27,7 @@ from ragstream.blobs import Blobs
 from ragstream.budget import Deadline
 from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings
-from ragstream.index import QdrantIndex
+from ragstream.index.qdrant import QdrantIndex
 from ragstream.ingest import Outcome, Pipeline
 from ragstream.ledger.sqlite import SQLiteLedger
 from ragstream.model import DocumentRecord, Status

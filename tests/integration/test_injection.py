@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings
-from ragstream.index import QdrantIndex
+from ragstream.index import VectorIndex
 from ragstream.ingest import Pipeline
 from ragstream.query import NO_ANSWER, Retriever
 from ragstream.untrusted import is_instruction, neutralise
@@ -62,7 +62,7 @@ def indexed(
 
 
 def test_extractive_answer_never_quotes_instructions(
-    indexed: tuple[Settings, QdrantIndex], embedder: Any
+    indexed: tuple[Settings, VectorIndex], embedder: Any
 ) -> None:
     settings, index = indexed
     retriever = Retriever(settings, embedder, index)
@@ -76,7 +76,7 @@ def test_extractive_answer_never_quotes_instructions(
 
 
 @pytest.fixture
-def chat(indexed: tuple[Settings, QdrantIndex], embedder: LocalEmbeddings, openai_server: Any) -> Retriever:
+def chat(indexed: tuple[Settings, VectorIndex], embedder: LocalEmbeddings, openai_server: Any) -> Retriever:
     settings, index = indexed
     chat_settings = settings.model_copy(
         update={

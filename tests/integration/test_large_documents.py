@@ -26,7 +26,7 @@ from ragstream.budget import Deadline
 from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings
 from ragstream.extract import textract as textract_mod
-from ragstream.index import QdrantIndex
+from ragstream.index.qdrant import QdrantIndex
 from ragstream.ingest import Outcome, Pipeline
 from ragstream.ledger.dynamodb import DynamoDBLedger, table_definition
 from ragstream.model import Status

@@ -25,7 +25,7 @@ from ragstream.blobs import Blobs, LocalFiles, SourcePolicy, Unlisted, file_ref
 from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings
 from ragstream.errors import ConfigError, RejectedSource
-from ragstream.index import QdrantIndex
+from ragstream.index.qdrant import QdrantIndex
 from ragstream.ingest import Pipeline
 from ragstream.ledger.dynamodb import DynamoDBLedger, table_definition
 from ragstream.model import SourceRef
