@@ -182,11 +182,16 @@ class DynamoDBLedger:
         return self._client
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """A call on the ledger table (its name added), with botocore's errors translated into ours."""
+        return self._call_batch(operation, TableName=self.table_name, **kwargs)
+
+    def _call_batch(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """A call as given (batch calls name their table inside the request), errors translated."""
         from botocore.exceptions import ClientError, HTTPClientError
         from botocore.exceptions import ConnectionError as BotoConnectionError
 
         try:
-            result: dict[str, Any] = getattr(self.client, operation)(TableName=self.table_name, **kwargs)
+            result: dict[str, Any] = getattr(self.client, operation)(**kwargs)
         except ClientError as exc:
             translated = _translate(exc, self.table_name)
             if translated is exc:
@@ -322,24 +327,6 @@ class DynamoDBLedger:
                 raise
             stamped += 1
         return stamped
-
-    def _call_batch(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        """A call that names its table inside the request (no TableName argument)."""
-        from botocore.exceptions import ClientError, HTTPClientError
-        from botocore.exceptions import ConnectionError as BotoConnectionError
-
-        try:
-            result: dict[str, Any] = getattr(self.client, operation)(**kwargs)
-        except ClientError as exc:
-            translated = _translate(exc, self.table_name)
-            if translated is exc:
-                raise
-            raise translated from exc
-        except (BotoConnectionError, HTTPClientError) as exc:
-            raise ServiceUnavailable(
-                f"DynamoDB unreachable for ledger table {self.table_name!r}: {type(exc).__name__}"
-            ) from exc
-        return result
 
     def close(self) -> None:
         """Close the client this ledger created (an injected client belongs to the caller)."""
