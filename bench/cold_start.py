@@ -34,6 +34,7 @@ t1 = time.perf_counter()
 class Context:
     function_name = "bench"; memory_limit_in_mb = 2048; aws_request_id = "bench"
     invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:bench"
+    def get_remaining_time_in_millis(self): return 300_000
 event = json.load(open(sys.argv[2]))
 app.lambda_handler(event, Context())
 t2 = time.perf_counter()
@@ -52,6 +53,7 @@ def cold_start(name: str, runs: int, home: Path) -> dict[str, Any]:
         **os.environ,
         "RAGSTREAM_HOME": str(home),
         "RAGSTREAM_API_KEY": "test-api-key",
+        "RAGSTREAM_BUCKET": "bench-bucket",  # the ingest function reads only its bucket
         "AWS_DEFAULT_REGION": "eu-west-1",
         "AWS_ACCESS_KEY_ID": "x",
         "AWS_SECRET_ACCESS_KEY": "x",
