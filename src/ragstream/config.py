@@ -168,6 +168,11 @@ class Settings(BaseSettings):
         default=200_000_000, ge=1, description="Pixels of an image or a rendered page (decompression bombs)."
     )
     max_table_columns: int = Field(default=2000, ge=1, description="Columns of a CSV or TSV row.")
+    max_chunks: int = Field(
+        default=20000,
+        ge=1,
+        description="Chunks of one document: its embedding must fit in one invocation (a Lambda's time).",
+    )
     max_text_mb: float = Field(
         default=50.0, gt=0, description="Size of a text-like file (txt, md, html, xml, json, csv)."
     )

@@ -38,6 +38,7 @@ from .errors import (
     Parked,
     RagstreamError,
     RejectedSource,
+    TooLarge,
     TransientError,
     Unreadable,
 )
@@ -62,6 +63,8 @@ FLUSH_CHUNKS = 512
 #: Seconds a document needs at least (fetch, extract, embed, commit); with less left it is not
 #: started in this invocation but handed back (``pending``), so it never runs into the timeout.
 MIN_START_SECONDS = 20.0
+#: Seconds one slice of embedding (and the upsert and commit after it) needs at least.
+MIN_EMBED_SECONDS = 10.0
 
 OutcomeStatus = Literal[
     "indexed", "skipped", "deleted", "failed", "stale", "gone", "repaired", "rejected", "pending"
@@ -213,7 +216,7 @@ class Pipeline:
                     done(live, trace)
                     continue
                 if live is None:
-                    self._flush(pending, done)
+                    self._flush(pending, done, deadline)
                     pending = []
                     done(self._delete(ref, trace), trace)
                     continue
@@ -226,9 +229,9 @@ class Pipeline:
                 continue
             pending.append(prepared)
             if sum(len(p.chunks) for p in pending) >= FLUSH_CHUNKS:
-                self._flush(pending, done)
+                self._flush(pending, done, deadline)
                 pending = []
-        self._flush(pending, done)
+        self._flush(pending, done, deadline)
         return outcomes
 
     def sync(
@@ -432,11 +435,18 @@ class Pipeline:
             trace.set_trace(metadata={"version": version, "content_type": extraction.content_type})
             if not chunks:
                 raise EmptyDocument("no text to index after extraction")
+            if len(chunks) > self.settings.max_chunks:
+                raise TooLarge(
+                    f"document makes {len(chunks):,} chunks; the limit is {self.settings.max_chunks:,} "
+                    "(RAGSTREAM_MAX_CHUNKS): split it"
+                )
         except Exception as exc:  # every failure becomes a recorded outcome for this one document
             return self._fail(ref, prev, version, exc, started)
         return _Prepared(ref, prev, version, len(data), extraction, chunks, timings, started, trace)
 
-    def _flush(self, batch: list[_Prepared], done: Callable[[Outcome, Span], None]) -> None:
+    def _flush(
+        self, batch: list[_Prepared], done: Callable[[Outcome, Span], None], deadline: Deadline = UNBOUNDED
+    ) -> None:
         if not batch:
             return
         texts = [c.text for p in batch for c in p.chunks]
@@ -445,11 +455,20 @@ class Pipeline:
         try:
             t = time.perf_counter()
             try:
-                vectors = self.embedder.embed_documents(texts)
+                vectors = self._embed(texts, deadline)
             except Exception as exc:
                 _end_all(embed_spans, exc)
                 raise
             _end_all(embed_spans, None)
+            if len(vectors) < len(texts):  # the time ran out: what is embedded whole goes on, the rest waits
+                batch, late = _embedded_whole(batch, len(vectors))
+                for p in late:
+                    parked = Parked("no time left in this invocation to embed it", retry_after=0)
+                    done(self._park(p.ref, p.prev, p.version, parked, p.started), p.trace)
+                if not batch:
+                    return
+                texts = texts[: sum(len(p.chunks) for p in batch)]
+                vectors = vectors[: len(texts)]
             embed_time = time.perf_counter() - t
             self.index.ensure_collection(len(vectors[0]))
             t = time.perf_counter()
@@ -484,6 +503,19 @@ class Pipeline:
                 outcome = self._fail(p.ref, p.prev, p.version, exc, p.started)
             span.end()
             done(outcome, p.trace)
+
+    def _embed(self, texts: list[str], deadline: Deadline) -> list[list[float]]:
+        """The vectors of ``texts``; with a bounded deadline, slice by slice while a slice still has
+        time to finish, so fewer vectors than texts come back when the invocation runs out."""
+        if not deadline.bounded:
+            return self.embedder.embed_documents(texts)
+        step = self.settings.embedding_batch_size * self.settings.openai_concurrency
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), step):
+            if not deadline.allows(MIN_EMBED_SECONDS):
+                break
+            vectors += self.embedder.embed_documents(texts[start : start + step])
+        return vectors
 
     def _embed_span(self, p: _Prepared, batch_documents: int, batch_inputs: int) -> Span:
         """This document's share of a batch embedding: its inputs and tokens."""
@@ -824,6 +856,18 @@ def raise_for_retry(outcomes: list[Outcome]) -> None:
 
 def _is_stale(ref: SourceRef, prev: DocumentRecord | None) -> bool:
     return bool(ref.sequencer and prev and prev.sequencer and ref.sequencer < prev.sequencer)
+
+
+def _embedded_whole(batch: list[_Prepared], embedded: int) -> tuple[list[_Prepared], list[_Prepared]]:
+    """The documents whose chunks are all among the first ``embedded`` texts, and the others."""
+    whole: list[_Prepared] = []
+    end = 0
+    for p in batch:
+        end += len(p.chunks)
+        if end > embedded:
+            break
+        whole.append(p)
+    return whole, batch[len(whole) :]
 
 
 def _split(vectors: list[list[float]], batch: list[_Prepared]) -> Iterator[list[list[float]]]:
