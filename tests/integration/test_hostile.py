@@ -133,3 +133,24 @@ def test_a_program_whose_main_module_cannot_be_imported_is_told_what_to_do(tmp_p
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert "main module must be safe to import" in done.stdout, done.stderr
+
+
+def test_a_document_cut_off_by_the_invocations_time_is_parked_not_failed() -> None:
+    if shutil.which("tesseract") is None:
+        pytest.skip("tesseract is not installed (scripts/setup installs it): the scan case needs OCR")
+    from ragstream.budget import Deadline
+    from ragstream.errors import Parked
+    from ragstream.extract.sandbox import Sandbox
+
+    # GIVEN a long scan, 3 s left in the invocation, and a per-document limit of 120 s
+    settings = Settings(ocr="tesseract")
+    sandbox = Sandbox(timeout=120, memory_mb=2048)
+    ends = time.monotonic() + 3
+    deadline = Deadline(remaining=lambda: ends - time.monotonic(), reserve=0.0)
+    ref = SourceRef(source="file:///x/scans.pdf", key="scans.pdf")
+    started = time.monotonic()
+    # WHEN it is extracted THEN it is parked (to be retried with time for it), not failed for good
+    with pytest.raises(Parked, match="no time left"):
+        sandbox.extract(hostile.image_only_pdf(200), ref, settings, deadline=deadline)
+    assert time.monotonic() - started < 30
+    sandbox.close()
