@@ -154,3 +154,22 @@ def test_a_document_cut_off_by_the_invocations_time_is_parked_not_failed() -> No
         sandbox.extract(hostile.image_only_pdf(200), ref, settings, deadline=deadline)
     assert time.monotonic() - started < 30
     sandbox.close()
+
+
+def test_a_sandbox_dropped_without_close_takes_its_worker_along() -> None:
+    import gc
+
+    import psutil
+
+    from ragstream.extract.sandbox import Sandbox
+
+    sandbox = Sandbox(timeout=30, memory_mb=2048)
+    sandbox.extract(b"A few words to index.", SourceRef(source="file:///x/a.txt", key="a.txt"), Settings())
+    worker = psutil.Process(sandbox._process.pid)  # type: ignore[union-attr]
+    assert worker.is_running()
+    del sandbox
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.05)
+    assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE

@@ -21,6 +21,7 @@ import multiprocessing
 import signal
 import threading
 import time
+import weakref
 from functools import partial
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
+        self._finalizer: Any = None  # weakref.finalize of the running worker
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Sandbox:
@@ -133,6 +135,8 @@ class Sandbox:
         process.start()
         child.close()
         self._process, self._conn = process, parent
+        # a sandbox dropped without close() (a pipeline of a test, a script) takes its worker along
+        self._finalizer = weakref.finalize(self, _end_worker, process, parent)
         try:  # the worker says it is ready once it has started: else it could not import the program
             ready = parent.poll(STARTUP_SECONDS) and parent.recv() == ("ready", None)
         except (EOFError, OSError):
@@ -146,6 +150,9 @@ class Sandbox:
         return parent
 
     def _stop(self) -> int | None:
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
         process, conn = self._process, self._conn
         self._process = self._conn = None
         if conn is not None:
@@ -173,6 +180,15 @@ class Sandbox:
                 return CorruptDocument("the parser crashed on this document")
             return self._memory_error()
         return CorruptDocument(f"the parser stopped on this document (exit code {code})")
+
+
+def _end_worker(process: BaseProcess, conn: Connection) -> None:
+    """Stop a worker whose sandbox is gone: closing its pipe ends its loop; a busy one is killed."""
+    conn.close()
+    process.join(1)
+    if process.exitcode is None:
+        process.kill()
+        process.join(5)
 
 
 def _until(end: float) -> float:
