@@ -25,7 +25,7 @@ from .errors import HomeInUse
 if TYPE_CHECKING:
     from .config import Settings
 
-__all__ = ["LOCK_NAME", "hold_home", "holds_embedded_index"]
+__all__ = ["LOCK_NAME", "FolderLock", "hold_home", "holds_embedded_index"]
 
 log = logging.getLogger(__name__)
 
@@ -38,46 +38,71 @@ def holds_embedded_index(settings: Settings) -> bool:
     return "://" not in settings.index_location
 
 
-@contextmanager
-def hold_home(home: Path, command: str) -> Iterator[None]:
-    """Hold ``home`` for this process while the block runs; :class:`HomeInUse` if another holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the engines' own folder locks are all there is
-        log.debug("no fcntl: %s is not locked", home)
-        yield
-        return
-    home.mkdir(parents=True, exist_ok=True)
-    fd = os.open(home / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+class FolderLock:
+    """An exclusive ``flock`` on ``folder/.lock`` that names its holder (process id and command).
+
+    :meth:`acquire` fails at once with :class:`HomeInUse` naming the other holder; the kernel drops
+    the lock when the holder exits (``kill -9`` included). Without ``fcntl`` (Windows) nothing is
+    locked: the engines' own folder locks are all there is.
+    """
+
+    def __init__(self, folder: Path, command: str, advice: str | None = None) -> None:
+        self.folder = folder
+        self.command = command
+        self.advice = advice
+        self._fd: int | None = None
+
+    def acquire(self) -> FolderLock:
+        try:
+            import fcntl
+        except ImportError:
+            log.debug("no fcntl: %s is not locked", self.folder)
+            return self
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise HomeInUse(_in_use_message(home, fd)) from None
+            message = _in_use_message(self.folder, fd, self.advice)
+            os.close(fd)
+            raise HomeInUse(message) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": command}).encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)  # the holder's id goes with it; the kernel drops the lock at close
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": self.command}).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Let go (idempotent); the holder's id goes with it."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.close(fd)  # closing drops the flock
+
+
+@contextmanager
+def hold_home(home: Path, command: str) -> Iterator[None]:
+    """Hold ``home`` for this process while the block runs; :class:`HomeInUse` if another holds it."""
+    lock = FolderLock(home, f"ragstream {command}").acquire()
+    try:
+        yield
     finally:
-        os.close(fd)
+        lock.release()
 
 
-def _in_use_message(home: Path, fd: int) -> str:
+def _in_use_message(folder: Path, fd: int, advice: str | None) -> str:
     try:
         holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
     except ValueError:
         holder = {}
     pid = holder.get("pid", "?")
     command = holder.get("command", "ragstream")
-    advice = (
-        "stop it, or query through it (its HTTP API), or use another RAGSTREAM_HOME"
-        if command in ("serve", "dev")
-        else "wait for it to finish, or use another RAGSTREAM_HOME"
-    )
+    if advice is None:
+        advice = (
+            "stop it, or query through it (its HTTP API), or use another RAGSTREAM_HOME"
+            if command in ("ragstream serve", "ragstream dev")
+            else "wait for it to finish, or use another RAGSTREAM_HOME"
+        )
     return (
-        f"{home} is in use by process {pid} (`ragstream {command}`): {advice}; a Qdrant server "
+        f"{folder} is in use by process {pid} (`{command}`): {advice}; a Qdrant server "
         "(RAGSTREAM_QDRANT_URL) serves several processes at once"
     )
-

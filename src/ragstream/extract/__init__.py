@@ -49,13 +49,16 @@ def extract(
     textract: Any = None,
     deadline: Deadline = UNBOUNDED,
     ocr_job: str | None = None,
+    detected: Detected | None = None,
 ) -> Extraction:
     """Detect the type of ``data`` and extract its elements; raises DocumentError subclasses.
 
     An asynchronous OCR job that cannot finish before ``deadline`` raises :class:`~ragstream.errors.Parked`
-    with its job id; pass that id back as ``ocr_job`` (same bytes) to resume it.
+    with its job id; pass that id back as ``ocr_job`` (same bytes) to resume it. ``detected`` is what
+    :func:`precheck` returned, when the caller has run it already (the sandbox does, in its parent).
     """
-    detected = precheck(data, ref, settings)
+    if detected is None:
+        detected = precheck(data, ref, settings)
     if detected.kind == "pdf":
         result = _extract_pdf(data, ref, settings, _Ocr(ref, settings, textract, deadline, ocr_job, data))
     elif detected.kind in _IMAGE_KINDS:

@@ -83,7 +83,7 @@ class Sandbox:
         """
         from . import precheck
 
-        precheck(data, ref, settings)  # what needs no parser fails here, without a trip to the worker
+        detected = precheck(data, ref, settings)  # what needs no parser fails here, before the worker
         left = deadline.left()
         limit = min(self.timeout, left)
         with self._lock:
@@ -91,7 +91,8 @@ class Sandbox:
             started = time.monotonic()
             try:
                 # the deadline crosses as seconds on the monotonic clock, which the worker shares
-                conn.send((data, ref, settings, None if math.isinf(left) else started + left, ocr_job))
+                end = None if math.isinf(left) else started + left
+                conn.send((data, ref, settings, end, ocr_job, detected))
                 ready = conn.poll(limit)
             except (BrokenPipeError, EOFError, OSError):
                 ready = True  # the worker died on the way in; its exit code tells why
@@ -206,12 +207,15 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
     conn.send(("ready", None))
     while True:
         try:
-            data, ref, settings, end, ocr_job = conn.recv()
+            data, ref, settings, end, ocr_job, detected = conn.recv()
         except (EOFError, OSError):
             return
         deadline = UNBOUNDED if end is None else Deadline(remaining=partial(_until, end), reserve=0.0)
         try:
-            reply: tuple[str, Any] = ("ok", extract(data, ref, settings, deadline=deadline, ocr_job=ocr_job))
+            reply: tuple[str, Any] = (
+                "ok",
+                extract(data, ref, settings, deadline=deadline, ocr_job=ocr_job, detected=detected),
+            )
         except MemoryError:
             conn.send(("memory", None))
             return  # the heap may be in any state: the parent starts a new worker

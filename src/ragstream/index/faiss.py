@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import uuid
 from collections import Counter
@@ -49,7 +50,6 @@ __all__ = ["FaissIndex", "FaissStore", "faiss_id", "from_settings"]
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = ".lock"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS points (
@@ -82,25 +82,15 @@ class FaissStore:
     """A folder of FAISS collections, locked for this process (one store per folder and process)."""
 
     def __init__(self, path: Path):
-        import fcntl
+        from ..homelock import FolderLock
 
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.path / LOCK_FILE, "a+")  # noqa: SIM115  (held until close)
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock_file.seek(0)
-            holder = self._lock_file.read().strip() or "unknown"
-            self._lock_file.close()
-            raise ConfigError(
-                f"the FAISS index folder {self.path} is in use by process {holder}: an embedded index "
-                "serves one process; stop that one, or use another RAGSTREAM_HOME or RAGSTREAM_INDEX_PATH"
-            ) from None
-        self._lock_file.seek(0)
-        self._lock_file.truncate()
-        self._lock_file.write(str(os.getpid()))
-        self._lock_file.flush()
+        self._lock = FolderLock(
+            self.path,
+            Path(sys.argv[0]).name or "python",
+            advice="an embedded index serves one process; stop that one, or use another RAGSTREAM_HOME "
+            "or RAGSTREAM_INDEX_PATH",
+        ).acquire()
         self._collections: dict[str, _Collection] = {}
         self._mutex = threading.Lock()
 
@@ -114,15 +104,11 @@ class FaissStore:
 
     def close(self) -> None:
         """Checkpoint and close every collection, then release the folder."""
-        import fcntl
-
         with self._mutex:
             collections, self._collections = self._collections, {}
         for c in collections.values():
             c.close()
-        if not self._lock_file.closed:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
+        self._lock.release()
 
 
 class _Collection:
