@@ -6,7 +6,7 @@ Nothing here imports a store's client; each store's module does, and only when i
 
 from __future__ import annotations
 
-from .contract import Capabilities, Hit, Point, SearchFilter, VectorIndex
+from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, SparseVector, VectorIndex
 from .layout import chunk_metadata, folders_of, point_id
 from .registry import BACKENDS, open_index
 
@@ -14,8 +14,10 @@ __all__ = [
     "BACKENDS",
     "Capabilities",
     "Hit",
+    "LexicalQuery",
     "Point",
     "SearchFilter",
+    "SparseVector",
     "VectorIndex",
     "chunk_metadata",
     "folders_of",

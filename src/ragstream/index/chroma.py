@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
-from .contract import Capabilities, Hit, Point, SearchFilter, check_dimension
+from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
 from .layout import flatten, folder_key, unflatten
 
 if TYPE_CHECKING:
@@ -158,7 +158,14 @@ class ChromaIndex:
                 return
             offset += PAGE
 
-    def search(self, vector: Sequence[float], *, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        limit: int,
+        flt: SearchFilter | None = None,
+        lexical: LexicalQuery | None = None,
+    ) -> list[Hit]:
         """The ``limit`` nearest points that pass the filter (Chroma filters before it ranks)."""
         if flt is not None and flt.matches_nothing:
             return []

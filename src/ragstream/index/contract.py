@@ -22,22 +22,50 @@ from ..errors import DimensionMismatch
 __all__ = [
     "Capabilities",
     "Hit",
+    "LexicalQuery",
     "Point",
     "SearchFilter",
     "SourceTerm",
+    "SparseVector",
     "VectorIndex",
     "check_dimension",
 ]
 
 
+class SparseVector(BaseModel):
+    """A sparse (lexical) vector: term ids and their weights, ids ascending and unique.
+
+    For a chunk, the weights are term frequencies saturated and length-normalised (BM25's document
+    side); the store (or the engine, e.g. Qdrant's IDF modifier) supplies the inverse document
+    frequency. For a query, each term present weighs 1.
+    """
+
+    indices: list[int]
+    values: list[float]
+
+
 class Point(BaseModel):
     """One chunk ready for the index: its id (see :func:`~ragstream.index.layout.point_id`), its dense
-    vector, its own text and its metadata (built by :func:`~ragstream.index.layout.chunk_metadata`)."""
+    vector, its own text and its metadata (built by :func:`~ragstream.index.layout.chunk_metadata`).
+
+    ``sparse`` is the lexical vector of the chunk's embedded text (None when retrieval is dense-only);
+    a store without ``capabilities.hybrid`` ignores it.
+    """
 
     id: str
     vector: list[float]
     text: str
     metadata: dict[str, Any]
+    sparse: SparseVector | None = None
+
+
+@dataclass(frozen=True)
+class LexicalQuery:
+    """The lexical side of a hybrid search: the query's text (for stores whose engine runs its own
+    BM25 over the stored text) and its sparse vector (for stores fed the chunks' sparse vectors)."""
+
+    text: str
+    sparse: SparseVector
 
 
 @dataclass(frozen=True)
@@ -150,7 +178,8 @@ class Capabilities:
     flat_metadata: bool = False
     #: The store lives in this process on local disk (one process at a time), not behind a server.
     embedded: bool = True
-    #: Dense and sparse vectors fused by the engine (hybrid search); no store does it yet.
+    #: Dense and lexical retrieval fused by the engine (hybrid search): ``search`` honours ``lexical``
+    #: (else it is ignored and the search is dense only).
     hybrid: bool = False
 
 
@@ -205,11 +234,23 @@ class VectorIndex(Protocol):
         """Points per (source, version) in the whole collection, for reconcile."""
         ...
 
-    def search(self, vector: Sequence[float], *, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        limit: int,
+        flt: SearchFilter | None = None,
+        lexical: LexicalQuery | None = None,
+    ) -> list[Hit]:
         """The ``limit`` points nearest to ``vector`` among those passing ``flt``, nearest first.
 
         The filter restricts the candidates before the nearest are chosen: when at least ``limit``
         points pass it, ``limit`` hits come back (never a post-filtered short list).
+
+        With ``lexical`` and ``capabilities.hybrid``, the engine fuses the dense ranking with the
+        lexical one (e.g. reciprocal rank fusion) under the same filter, best first; a hit's ``score``
+        is then the fused score (higher is better, not a cosine). Without ``capabilities.hybrid``,
+        ``lexical`` is ignored.
         """
         ...
 

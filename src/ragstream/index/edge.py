@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
 from . import embedded
-from .contract import Capabilities, Hit, Point, SearchFilter, check_dimension
+from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
 from .qdrant_payload import KEYWORD_FIELDS, VECTOR, filter_terms, payload, tally_versions, to_hit
 
 if TYPE_CHECKING:
@@ -216,7 +216,14 @@ class EdgeIndex:
         request = qe.CountRequest(exact=True, filter=qe.Filter(must=must) if must else None)
         return int(_translate(shard.count, request))
 
-    def search(self, vector: Sequence[float], *, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        limit: int,
+        flt: SearchFilter | None = None,
+        lexical: LexicalQuery | None = None,
+    ) -> list[Hit]:
         """The ``limit`` nearest points to ``vector`` that pass the filter."""
         if flt is not None and flt.matches_nothing:
             return []

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import ConfigError, IndexUnavailable
 from . import embedded
-from .contract import Capabilities, Hit, Point, SearchFilter, check_dimension
+from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
 
 if TYPE_CHECKING:
     import faiss
@@ -381,7 +381,14 @@ class FaissIndex:
                 counts[(source, version)] = n
         return counts
 
-    def search(self, vector: Sequence[float], *, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        limit: int,
+        flt: SearchFilter | None = None,
+        lexical: LexicalQuery | None = None,
+    ) -> list[Hit]:
         """Exact nearest points among those passing the filter (FAISS searches only the allowed ids)."""
         import faiss
 

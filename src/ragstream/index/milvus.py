@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
-from .contract import Capabilities, Hit, Point, SearchFilter, check_dimension
+from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -153,7 +153,14 @@ class MilvusIndex:
         finally:
             iterator.close()
 
-    def search(self, vector: Sequence[float], *, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        limit: int,
+        flt: SearchFilter | None = None,
+        lexical: LexicalQuery | None = None,
+    ) -> list[Hit]:
         """The ``limit`` nearest points that pass the filter (Milvus filters before it ranks)."""
         if (flt is not None and flt.matches_nothing) or not self.exists():
             return []

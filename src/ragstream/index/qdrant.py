@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, IndexUnavailable
 from . import embedded
-from .contract import Capabilities, Hit, Point, SearchFilter, check_dimension
+from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
 from .qdrant_payload import KEYWORD_FIELDS, VECTOR, filter_terms, payload, tally_versions, to_hit
 
 if TYPE_CHECKING:
@@ -148,7 +148,14 @@ class QdrantIndex:
         )
         return int(result.count)
 
-    def search(self, vector: Sequence[float], *, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        limit: int,
+        flt: SearchFilter | None = None,
+        lexical: LexicalQuery | None = None,
+    ) -> list[Hit]:
         """The ``limit`` nearest points to ``vector`` that pass the filter."""
         if (flt is not None and flt.matches_nothing) or not self.exists():
             return []
