@@ -20,7 +20,7 @@ __all__ = ["Settings", "get_settings"]
 PIPELINE_REVISION = "1"
 
 #: The vector stores ``RAGSTREAM_INDEX`` names (``ragstream.index.registry.BACKENDS``).
-IndexName = Literal["edge", "qdrant", "faiss", "chroma", "milvus"]
+IndexName = Literal["edge", "qdrant", "faiss", "chroma", "milvus", "weaviate"]
 
 
 class Settings(BaseSettings):
@@ -44,7 +44,8 @@ class Settings(BaseSettings):
         description="The vector store: edge (Qdrant Edge, embedded), qdrant (Qdrant Cloud / a server by "
         "RAGSTREAM_QDRANT_URL, else qdrant-client's local mode), faiss (embedded), chroma (embedded, or a "
         "server / Chroma Cloud by RAGSTREAM_INDEX_URL), milvus (Milvus Lite, or a server / Zilliz Cloud by "
-        "RAGSTREAM_INDEX_URL). Unset: qdrant when RAGSTREAM_QDRANT_URL is set, else edge.",
+        "RAGSTREAM_INDEX_URL), weaviate (a server / Weaviate Cloud by RAGSTREAM_INDEX_URL). Unset: qdrant "
+        "when RAGSTREAM_QDRANT_URL is set, else edge.",
     )
     index_path: Path | None = Field(
         default=None,
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
     index_api_key: SecretStr | None = Field(
         default=None,
         description="Token of that server: Chroma Cloud API key, Milvus 'user:password' or Zilliz key.",
+    )
+    weaviate_grpc_url: str | None = Field(
+        default=None,
+        description="Weaviate's gRPC host:port. Unset: the REST URL's host on 50051 (http), "
+        "grpc-<host>:443 (https, Weaviate Cloud).",
     )
     chroma_tenant: str | None = Field(default=None, description="Chroma Cloud tenant.")
     chroma_database: str | None = Field(default=None, description="Chroma Cloud database.")
@@ -363,7 +369,7 @@ class Settings(BaseSettings):
         backend = self.index_backend
         if backend == "qdrant" and self.qdrant_url:
             return self.qdrant_url
-        if backend in ("chroma", "milvus") and self.index_url:
+        if backend in ("chroma", "milvus", "weaviate") and self.index_url:
             return self.index_url
         if self.index_path is not None:
             return str(self.index_path)
