@@ -287,7 +287,9 @@ class WeaviateIndex:
                 )
             if result.matches == 0 or result.successful == 0:
                 return
-        raise IndexUnavailable(f"Weaviate still holds objects of {source!r} after {MAX_DELETE_ROUNDS} deletes")
+        raise IndexUnavailable(
+            f"Weaviate still holds objects of {source!r} after {MAX_DELETE_ROUNDS} deletes"
+        )
 
     # -- reads ----------------------------------------------------------------------------------------
     def count(self, source: str | None = None, version: str | None = None) -> int:
@@ -422,7 +424,9 @@ def from_settings(settings: Settings) -> WeaviateIndex:
         )
     parts = urlsplit(settings.index_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"RAGSTREAM_INDEX_URL must be an http(s) URL for Weaviate, got {settings.index_url!r}")
+        raise ConfigError(
+            f"RAGSTREAM_INDEX_URL must be an http(s) URL for Weaviate, got {settings.index_url!r}"
+        )
     secure = parts.scheme == "https"
     grpc_host, grpc_port, grpc_secure = grpc_address(settings.index_url, settings.weaviate_grpc_url)
     key = settings.index_api_key.get_secret_value() if settings.index_api_key else ""
