@@ -3,7 +3,9 @@
 Embedded engines always run. A Chroma server runs here (``chroma run`` on 127.0.0.1, a free port);
 live services run when their URL (and key) are in the environment:
 ``RAGSTREAM_TEST_QDRANT_URL`` (+ ``_API_KEY``), ``RAGSTREAM_TEST_CHROMA_URL`` (+ ``_API_KEY``,
-``_TENANT``, ``_DATABASE``), ``RAGSTREAM_TEST_MILVUS_URL`` (+ ``_API_KEY``).
+``_TENANT``, ``_DATABASE``), ``RAGSTREAM_TEST_MILVUS_URL`` (+ ``_API_KEY``), ``RAGSTREAM_TEST_WEAVIATE_URL``
+(+ ``_API_KEY``, ``_GRPC_URL``). Weaviate also runs here through weaviate-client against the local peer
+(``tests/peers/weaviate_server.py``).
 """
 
 from __future__ import annotations
@@ -34,14 +36,17 @@ BACKENDS = [
     "chroma",
     "chroma-server",
     "milvus-lite",
+    "weaviate-peer",
     "qdrant-live",
     "chroma-live",
     "milvus-live",
+    "weaviate-live",
 ]
 LIVE = {
     "qdrant-live": "RAGSTREAM_TEST_QDRANT_URL",
     "chroma-live": "RAGSTREAM_TEST_CHROMA_URL",
     "milvus-live": "RAGSTREAM_TEST_MILVUS_URL",
+    "weaviate-live": "RAGSTREAM_TEST_WEAVIATE_URL",
 }
 
 
@@ -122,6 +127,15 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
+@pytest.fixture(scope="session")
+def weaviate_peer() -> Iterator[Any]:
+    """The Weaviate peer (REST + gRPC on free 127.0.0.1 ports) for the session, with an API key."""
+    from peers.weaviate_server import WeaviateServer
+
+    with WeaviateServer(api_key="peer-key") as server:
+        yield server
+
+
 def backend_settings(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     """Settings that open store ``name`` (skips a live one without its URL in the environment)."""
     collection = f"t{uuid.uuid4().hex[:12]}"
@@ -142,6 +156,11 @@ def backend_settings(name: str, tmp_path: Path, request: pytest.FixtureRequest) 
                 chroma_tenant=os.environ.get("RAGSTREAM_TEST_CHROMA_TENANT"),
                 chroma_database=os.environ.get("RAGSTREAM_TEST_CHROMA_DATABASE"),
             )
+        if name == "weaviate-live":
+            grpc_url = os.environ.get("RAGSTREAM_TEST_WEAVIATE_GRPC_URL")
+            return Settings(
+                **base, index="weaviate", index_url=url, index_api_key=key, weaviate_grpc_url=grpc_url
+            )
         return Settings(**base, index="milvus", index_url=url, index_api_key=key)
     if name == "qdrant-memory":
         return Settings(**base, index="qdrant", index_path=":memory:")
@@ -149,6 +168,15 @@ def backend_settings(name: str, tmp_path: Path, request: pytest.FixtureRequest) 
         return Settings(**base, index="qdrant")
     if name == "milvus-lite":
         return Settings(**base, index="milvus")
+    if name == "weaviate-peer":
+        peer = request.getfixturevalue("weaviate_peer")
+        return Settings(
+            **base,
+            index="weaviate",
+            index_url=peer.url,
+            index_api_key="peer-key",
+            weaviate_grpc_url=peer.grpc_address,
+        )
     if name == "chroma-server":
         return Settings(**base, index="chroma", index_url=request.getfixturevalue("chroma_server"))
     return Settings(**base, index=name)
