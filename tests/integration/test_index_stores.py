@@ -125,7 +125,7 @@ def test_switching_stores_reindexes_everything_into_the_new_one(
     assert sync(second, collection="other") == ["indexed", "indexed"]
 
 
-@pytest.mark.parametrize("store", ["qdrant", "chroma"])
+@pytest.mark.parametrize("store", ["qdrant", "chroma", "weaviate"])
 def test_a_server_store_is_opened_without_a_call_and_ping_reports_it_down(tmp_path: Path, store: str) -> None:
     from backends import free_port
 

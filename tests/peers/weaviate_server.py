@@ -55,8 +55,41 @@ __all__ = ["WeaviateServer"]
 VERSION = "1.32.0"
 #: Lucene's English stopwords, Weaviate's ``en`` preset.
 STOPWORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their then there "
-    "these they this to was will with".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
 )
 K1, B = 1.2, 0.75
 RRF_K = 60
@@ -187,9 +220,7 @@ class WeaviateServer:
     def collection(self, name: str) -> Collection:
         found = self.collections.get(_capitalise(name))
         if found is None:
-            raise PeerError(
-                422, f"could not find class {name} in schema", grpc.StatusCode.NOT_FOUND
-            )
+            raise PeerError(422, f"could not find class {name} in schema", grpc.StatusCode.NOT_FOUND)
         return found
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -352,7 +383,12 @@ def _passes(col: Collection, obj: Obj, flt: base_pb2.Filters) -> bool:
         return all(t in have for t in wanted)
     if op == F.OPERATOR_CONTAINS_NONE:
         return not any(t in have for t in wanted)
-    if op in (F.OPERATOR_GREATER_THAN, F.OPERATOR_GREATER_THAN_EQUAL, F.OPERATOR_LESS_THAN, F.OPERATOR_LESS_THAN_EQUAL):
+    if op in (
+        F.OPERATOR_GREATER_THAN,
+        F.OPERATOR_GREATER_THAN_EQUAL,
+        F.OPERATOR_LESS_THAN,
+        F.OPERATOR_LESS_THAN_EQUAL,
+    ):
         bound = _filter_values(flt)[0]
         compare = {
             F.OPERATOR_GREATER_THAN: lambda v: v > bound,
@@ -474,7 +510,9 @@ def _fuse(
         lo, hi = min(values), max(values)
         for rank, ((o, _), v) in enumerate(zip(ranking, values, strict=True)):
             objs[o.id] = o
-            part = weight * ((v - lo) / (hi - lo) if hi > lo else 1.0) if relative else weight / (RRF_K + rank)
+            part = (
+                weight * ((v - lo) / (hi - lo) if hi > lo else 1.0) if relative else weight / (RRF_K + rank)
+            )
             fused[o.id] = fused.get(o.id, 0.0) + part
     return sorted(((objs[i], s) for i, s in fused.items()), key=lambda t: (-t[1], t[0].id))
 
@@ -601,7 +639,9 @@ class _Grpc(weaviate_pb2_grpc.WeaviateServicer):  # type: ignore[misc]
                 successful=0 if request.dry_run else len(found),
                 failed=0,
                 objects=[
-                    batch_delete_pb2.BatchDeleteObject(uuid=uuid.UUID(o.id).bytes, successful=not request.dry_run)
+                    batch_delete_pb2.BatchDeleteObject(
+                        uuid=uuid.UUID(o.id).bytes, successful=not request.dry_run
+                    )
                     for o in found
                 ]
                 if request.verbose
@@ -649,7 +689,9 @@ class _Grpc(weaviate_pb2_grpc.WeaviateServicer):  # type: ignore[misc]
             scored = self._hybrid(col, candidates, request.hybrid_search, request.limit)
             score = True
         elif any(request.HasField(f) for f in ("near_object", "near_text", "near_image", "near_audio")):
-            raise PeerError(422, "the peer searches near vectors, BM25 and hybrid", grpc.StatusCode.UNIMPLEMENTED)
+            raise PeerError(
+                422, "the peer searches near vectors, BM25 and hybrid", grpc.StatusCode.UNIMPLEMENTED
+            )
         else:  # fetch: by uuid, after the cursor
             scored = [(o, 0.0) for o in candidates if not request.after or o.id > request.after]
         limit = request.limit or 10
@@ -705,7 +747,9 @@ class _Grpc(weaviate_pb2_grpc.WeaviateServicer):  # type: ignore[misc]
                 if not md.vectors or n in md.vectors
             )
         return search_get_pb2.SearchResult(
-            properties=search_get_pb2.PropertiesResult(non_ref_props=props, target_collection=col.schema["class"]),
+            properties=search_get_pb2.PropertiesResult(
+                non_ref_props=props, target_collection=col.schema["class"]
+            ),
             metadata=meta,
         )
 

@@ -285,8 +285,10 @@ class WeaviateIndex:
                 raise IndexUnavailable(
                     f"Weaviate failed to delete {result.failed} of {result.matches} objects of {source!r}"
                 )
-            if result.matches == 0 or result.successful == 0:
+            if result.matches == 0:
                 return
+            if result.successful == 0:
+                raise IndexUnavailable(f"Weaviate deleted none of {result.matches} objects of {source!r}")
         raise IndexUnavailable(
             f"Weaviate still holds objects of {source!r} after {MAX_DELETE_ROUNDS} deletes"
         )
@@ -307,8 +309,9 @@ class WeaviateIndex:
         if not self.exists():
             return counts
         iterator = self._handle().iterator(return_properties=["source", "version"], cache_size=PAGE)
-        for obj in self._call(list, iterator):
-            counts[(obj.properties["source"], obj.properties["version"])] += 1
+        objects: list[Any] = self._call(list, iterator)
+        for obj in objects:
+            counts[(str(obj.properties["source"]), str(obj.properties["version"]))] += 1
         return counts
 
     def search(
@@ -372,7 +375,7 @@ class WeaviateIndex:
                 self.client.connect()
             ready = self.client.is_ready()
         except Exception as exc:
-            raise IndexUnavailable(f"Weaviate is unreachable: {type(exc).__name__}") from exc
+            raise IndexUnavailable(f"Weaviate is unreachable: {type(exc).__name__}: {exc}") from exc
         if not ready:
             raise IndexUnavailable("Weaviate is not ready")
 
@@ -382,12 +385,16 @@ class WeaviateIndex:
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call Weaviate; an unreachable server, a closed connection or a failed query is transient."""
+        """Call Weaviate: an unreachable or failing server is transient (IndexUnavailable), refused
+        credentials or a refused request are configuration (ConfigError), a vector of another length
+        is a DimensionMismatch."""
         from weaviate.exceptions import (
+            UnexpectedStatusCodeError,
+            WeaviateBaseError,
             WeaviateClosedClientError,
             WeaviateConnectionError,
             WeaviateGRPCUnavailableError,
-            WeaviateQueryError,
+            WeaviateRetryError,
             WeaviateStartUpError,
             WeaviateTimeoutError,
         )
@@ -400,14 +407,28 @@ class WeaviateIndex:
             WeaviateGRPCUnavailableError,
             WeaviateTimeoutError,
             WeaviateClosedClientError,
+            WeaviateRetryError,
         ) as exc:
             raise IndexUnavailable(f"Weaviate is unreachable: {exc}") from exc
-        except WeaviateQueryError as exc:
-            message = str(exc)
-            if "length" in message.lower() and "vector" in message.lower():
-                raise DimensionMismatch(
-                    f"{message}: collection {self.collection!r} was made for another embedder"
+        except UnexpectedStatusCodeError as exc:
+            status = exc.status_code
+            if status in (401, 403):
+                raise ConfigError(
+                    f"Weaviate refused the credentials (HTTP {status}): check RAGSTREAM_INDEX_API_KEY"
                 ) from exc
+            if status == 429 or status >= 500:
+                raise IndexUnavailable(f"Weaviate failed (HTTP {status}): {exc}") from exc
+            raise ConfigError(f"Weaviate refused the request (HTTP {status}): {exc}") from exc
+        except WeaviateBaseError as exc:
+            message = str(exc)
+            lower = message.lower()
+            if "length" in lower and "vector" in lower:
+                raise DimensionMismatch(
+                    f"{message}: collection {self.collection!r} was made for another embedder; set "
+                    "RAGSTREAM_COLLECTION to a new name, or delete the collection and re-ingest"
+                ) from exc
+            if "unauthenticated" in lower or "permission_denied" in lower or "api key" in lower:
+                raise ConfigError(f"Weaviate refused the credentials: {message}") from exc
             raise IndexUnavailable(f"Weaviate failed: {message}") from exc
 
 
