@@ -53,11 +53,14 @@ class Settings(BaseSettings):
         "Default: home/<store> (home/milvus.db).",
     )
     index_url: str | None = Field(
-        default=None, description="Server or cloud URL of chroma or milvus (Zilliz Cloud). Unset: embedded."
+        default=None,
+        description="Server or cloud URL of chroma, milvus (Zilliz Cloud) or weaviate (Weaviate Cloud). "
+        "Unset: embedded.",
     )
     index_api_key: SecretStr | None = Field(
         default=None,
-        description="Token of that server: Chroma Cloud API key, Milvus 'user:password' or Zilliz key.",
+        description="Token of that server: Chroma Cloud API key, Milvus 'user:password', Zilliz or Weaviate "
+        "API key.",
     )
     weaviate_grpc_url: str | None = Field(
         default=None,

@@ -15,9 +15,11 @@ uuid, the first vector of a named vector fixes its length (a longer or shorter o
 object), filters on text compare whole values (``field`` tokenization) or words (``word``), ``equal``
 on an array matches any element, ``notEqual`` is the complement of ``equal``, distances are cosine
 (``1 - cos``), BM25 is Okapi BM25 (k1 1.2, b 0.75) over the word-tokenized properties with the ``en``
-stopwords left out of the query, and ranked fusion sums ``weight / (60 + rank)`` (vector weight
-``alpha``, keyword weight ``1 - alpha``). An ``api_key`` makes it require ``Authorization: Bearer``
-on REST and the ``authorization`` metadata on gRPC.
+stopwords left out of the query, and ranked fusion sums ``weight / (60 + rank)`` over the best
+``hybrid_maximum_results`` of each side (vector weight ``alpha``, keyword weight ``1 - alpha``). A
+batch delete counts every match and deletes at most ``query_maximum_results`` of them. An
+``api_key`` makes it require ``Authorization: Bearer`` on REST and the ``authorization`` metadata on
+gRPC.
 """
 
 from __future__ import annotations
@@ -159,9 +161,17 @@ class Collection:
 class WeaviateServer:
     """The peer: ``start()`` (or ``with``) serves REST and gRPC; ``url`` and ``grpc_address`` say where."""
 
-    def __init__(self, *, api_key: str | None = None, query_maximum_results: int = 10_000):
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        query_maximum_results: int = 10_000,
+        hybrid_maximum_results: int = 100,
+    ):
         self.api_key = api_key
         self.query_maximum_results = query_maximum_results
+        #: Candidates of each side of a hybrid search (QUERY_HYBRID_MAXIMUM_RESULTS).
+        self.hybrid_maximum_results = hybrid_maximum_results
         self.collections: dict[str, Collection] = {}
         self.lock = threading.RLock()
         #: (transport, call) of every request, e.g. ("grpc", "BatchDelete"), ("rest", "POST /v1/schema").
@@ -629,13 +639,15 @@ class _Grpc(weaviate_pb2_grpc.WeaviateServicer):  # type: ignore[misc]
             col = self.peer.collection(request.collection)
             if not request.HasField("filters"):
                 raise PeerError(422, "a batch delete needs a filter")
-            found = self.peer.matching(col, request.filters)[: self.peer.query_maximum_results]
+            # like the server: every match is counted, at most QUERY_MAXIMUM_RESULTS of them deleted
+            matched = self.peer.matching(col, request.filters)
+            found = matched[: self.peer.query_maximum_results]
             if not request.dry_run:
                 for o in found:
                     del col.objects[o.id]
             return batch_delete_pb2.BatchDeleteReply(
                 took=time.perf_counter() - started,
-                matches=len(found),
+                matches=len(matched),
                 successful=0 if request.dry_run else len(found),
                 failed=0,
                 objects=[
@@ -711,7 +723,7 @@ class _Grpc(weaviate_pb2_grpc.WeaviateServicer):  # type: ignore[misc]
             target, vector = _query_vector(hybrid.near_vector)
         else:
             target, vector = _query_vector(hybrid)
-        depth = max(limit or 10, 100)
+        depth = self.peer.hybrid_maximum_results
         dense = _vector_ranking(col, candidates, target, vector)[:depth] if vector and alpha > 0 else []
         sparse = _bm25_ranking(col, candidates, hybrid.query, hybrid.properties)[:depth] if alpha < 1 else []
         relative = hybrid.fusion_type == base_search_pb2.Hybrid.FUSION_TYPE_RELATIVE_SCORE

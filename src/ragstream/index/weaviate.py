@@ -273,8 +273,8 @@ class WeaviateIndex:
     ) -> None:
         """Delete the points of ``source``: all, all but ``keep_version``, or only ``only_version``.
 
-        One delete removes at most the server's QUERY_MAXIMUM_RESULTS objects: repeated until one
-        matches nothing."""
+        One delete removes at most the server's QUERY_MAXIMUM_RESULTS objects of all it matches:
+        repeated while it deletes fewer than it matched."""
         if not self.exists():
             return
         handle = self._handle()
@@ -285,7 +285,7 @@ class WeaviateIndex:
                 raise IndexUnavailable(
                     f"Weaviate failed to delete {result.failed} of {result.matches} objects of {source!r}"
                 )
-            if result.matches == 0:
+            if result.successful >= result.matches:
                 return
             if result.successful == 0:
                 raise IndexUnavailable(f"Weaviate deleted none of {result.matches} objects of {source!r}")
