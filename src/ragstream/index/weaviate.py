@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -163,6 +164,7 @@ class WeaviateIndex:
         self.batch_size = batch_size
         self.capabilities = Capabilities(embedded=False, hybrid=True)
         self._exists = False
+        self._connecting = threading.Lock()
 
     # -- collection ----------------------------------------------------------------------------------
     def _handle(self) -> Any:
@@ -170,7 +172,9 @@ class WeaviateIndex:
         from weaviate.classes.config import ConsistencyLevel
 
         if not self.client.is_connected():
-            self._call(self.client.connect)
+            with self._connecting:  # one connect, whichever thread comes first
+                if not self.client.is_connected():
+                    self._call(self.client.connect)
         return self.client.collections.get(self.name).with_consistency_level(ConsistencyLevel.QUORUM)
 
     def ensure_collection(self, dim: int) -> None:
@@ -371,8 +375,7 @@ class WeaviateIndex:
     def ping(self) -> None:
         """Weaviate's readiness; IndexUnavailable when it does not answer or is not ready."""
         try:
-            if not self.client.is_connected():
-                self.client.connect()
+            self._handle()
             ready = self.client.is_ready()
         except Exception as exc:
             raise IndexUnavailable(f"Weaviate is unreachable: {type(exc).__name__}: {exc}") from exc
