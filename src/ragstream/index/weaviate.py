@@ -19,8 +19,9 @@ of another dimension, or one without that mark (not made by ragstream).
 
 Consistency: a write is acknowledged once the object is stored and indexed (synchronous indexing, the
 default; with ``ASYNC_INDEXING`` the vector index lags), and reads and writes go at ``QUORUM``, so a
-replicated collection reads its writes too: ``read_your_writes``. Counts come from aggregate (filtered
-counts and the object count of every shard) and the tally from a cursor over every object: exact.
+replicated collection reads its writes too: ``read_your_writes``. Counts come from aggregate (a filtered
+count over the inverted index; unfiltered, the objects bucket's count, which Weaviate keeps exact) and
+the tally from a cursor over every object: ``exact_counts``.
 """
 
 from __future__ import annotations
