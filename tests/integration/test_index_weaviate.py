@@ -242,3 +242,66 @@ def test_a_wrong_api_key_is_a_configuration_error(weaviate_peer: WeaviateServer,
             index.exists()
     finally:
         index.close()
+
+
+# -- the peer itself: its BM25 and fusion are the documented formulas ----------------------------------
+
+
+def test_the_peers_bm25_and_fusion_are_okapi_and_weaviates_fusions(weaviate_peer: WeaviateServer) -> None:
+    import weaviate as client_lib
+    from weaviate.classes.config import Configure, DataType, Property, Tokenization
+    from weaviate.classes.data import DataObject
+    from weaviate.classes.query import HybridFusion, MetadataQuery
+
+    docs = ["leave policy leave", "travel policy", "the expense report"]
+    name = f"Peer{uuid.uuid4().hex[:8]}"
+    with client_lib.connect_to_local(
+        host="127.0.0.1",
+        port=int(weaviate_peer.url.rsplit(":", 1)[1]),
+        grpc_port=weaviate_peer.grpc_port,
+        auth_credentials=client_lib.classes.init.Auth.api_key("peer-key"),
+        skip_init_checks=True,
+    ) as client:
+        col = client.collections.create(
+            name,
+            vector_config=Configure.Vectors.self_provided(),
+            properties=[Property(name="text", data_type=DataType.TEXT, tokenization=Tokenization.WORD)],
+        )
+        ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, d)) for d in docs]
+        col.data.insert_many(
+            [
+                DataObject(properties={"text": d}, uuid=i, vector=direction(1.0, float(n)))
+                for n, (d, i) in enumerate(zip(docs, ids, strict=True))
+            ]
+        )
+
+        # BM25 (k1 1.2, b 0.75), "the" a stopword: only the two documents with "leave" or "policy" score
+        bm25 = col.query.bm25("the leave policy", return_metadata=MetadataQuery(score=True))
+        lengths = [3, 2, 3]
+        avgdl = sum(lengths) / 3
+
+        def okapi(tf: int, df: int, dl: int) -> float:
+            idf = math.log(1 + (3 - df + 0.5) / (df + 0.5))
+            return idf * tf * 2.2 / (tf + 1.2 * (1 - 0.75 + 0.75 * dl / avgdl))
+
+        expected = [okapi(2, 1, 3) + okapi(1, 2, 3), okapi(1, 2, 2)]
+        assert [str(o.uuid) for o in bm25.objects] == ids[:2]
+        assert [o.metadata.score for o in bm25.objects] == pytest.approx(expected, rel=1e-6)
+
+        # relative score fusion: each side min-max scaled, weighted by alpha and 1 - alpha
+        fused = col.query.hybrid(
+            "travel",
+            vector=direction(1.0, 2.0),
+            alpha=0.25,
+            fusion_type=HybridFusion.RELATIVE_SCORE,
+            return_metadata=MetadataQuery(score=True),
+        )
+        # keyword side: only "travel policy" (scaled 1.0); vector side: doc 2 nearest (1.0), doc 0 last (0.0)
+        cos = [
+            sum(a * b for a, b in zip(direction(1.0, 2.0), direction(1.0, float(n)), strict=True))
+            for n in range(3)
+        ]
+        middle = (cos[1] - cos[0]) / (cos[2] - cos[0])
+        scores = {str(o.uuid): o.metadata.score for o in fused.objects}
+        assert scores == pytest.approx({ids[1]: 0.75 + 0.25 * middle, ids[2]: 0.25, ids[0]: 0.0}, abs=1e-6)
+        client.collections.delete(name)
