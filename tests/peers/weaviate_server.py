@@ -56,43 +56,13 @@ __all__ = ["WeaviateServer"]
 
 VERSION = "1.32.0"
 #: Lucene's English stopwords, Weaviate's ``en`` preset.
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "for",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "such",
-        "that",
-        "the",
-        "their",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "will",
-        "with",
-    ]
-)
+# fmt: off
+STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no",
+    "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this",
+    "to", "was", "will", "with",
+))
+# fmt: on
 K1, B = 1.2, 0.75
 RRF_K = 60
 HNSW_DEFAULTS: dict[str, Any] = {
@@ -358,10 +328,8 @@ def _tokens(col: Collection, prop: str, value: Any) -> list[Any]:
     tokenization = col.tokenization(prop)
     if tokenization == "field":
         return [value.strip()]
-    if tokenization == "lowercase":
-        return value.lower().split()
-    if tokenization == "whitespace":
-        return value.split()
+    if tokenization != "word":
+        raise PeerError(422, f"the peer tokenizes word and field only, not {tokenization}")
     return words(value)
 
 
@@ -380,8 +348,6 @@ def _passes(col: Collection, obj: Obj, flt: base_pb2.Filters) -> bool:
     raw = str(uuid.UUID(obj.id)) if prop == "_id" else obj.properties.get(prop)
     stored = raw if isinstance(raw, list) else ([] if raw is None else [raw])
     have = {t for v in stored for t in _tokens(col, prop, v)}
-    if op == F.OPERATOR_IS_NULL:
-        return (raw is None or raw == []) == bool(flt.value_boolean)
     wanted = [t for v in _filter_values(flt) for t in _tokens(col, prop, v)]
     if op == F.OPERATOR_EQUAL:
         return bool(wanted) and all(t in have for t in wanted)
@@ -393,20 +359,6 @@ def _passes(col: Collection, obj: Obj, flt: base_pb2.Filters) -> bool:
         return all(t in have for t in wanted)
     if op == F.OPERATOR_CONTAINS_NONE:
         return not any(t in have for t in wanted)
-    if op in (
-        F.OPERATOR_GREATER_THAN,
-        F.OPERATOR_GREATER_THAN_EQUAL,
-        F.OPERATOR_LESS_THAN,
-        F.OPERATOR_LESS_THAN_EQUAL,
-    ):
-        bound = _filter_values(flt)[0]
-        compare = {
-            F.OPERATOR_GREATER_THAN: lambda v: v > bound,
-            F.OPERATOR_GREATER_THAN_EQUAL: lambda v: v >= bound,
-            F.OPERATOR_LESS_THAN: lambda v: v < bound,
-            F.OPERATOR_LESS_THAN_EQUAL: lambda v: v <= bound,
-        }[op]
-        return any(compare(v) for v in stored if not isinstance(v, bool))
     raise PeerError(422, f"the peer does not implement filter operator {op}", grpc.StatusCode.UNIMPLEMENTED)
 
 
