@@ -24,6 +24,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "faiss": ("faiss", "faiss"),
     "chroma": ("chroma", "chroma"),
     "milvus": ("milvus", "milvus"),
+    "pinecone": ("pinecone", "pinecone"),
 }
 
 
