@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import backend, chroma_server  # noqa: F401  (fixtures: every vector store, a Chroma server)
+from backends import backend, chroma_server, pinecone_server  # noqa: F401  (fixtures: every store, a Chroma server, the Pinecone peer)
 
 from ragstream.api import Feedback, FeedbackResult, QueryResolver, build_app
 from ragstream.config import Settings
