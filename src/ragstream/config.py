@@ -44,7 +44,8 @@ class Settings(BaseSettings):
         description="The vector store: edge (Qdrant Edge, embedded), qdrant (Qdrant Cloud / a server by "
         "RAGSTREAM_QDRANT_URL, else qdrant-client's local mode), faiss (embedded), chroma (embedded, or a "
         "server / Chroma Cloud by RAGSTREAM_INDEX_URL), milvus (Milvus Lite, or a server / Zilliz Cloud by "
-        "RAGSTREAM_INDEX_URL), pinecone (Pinecone serverless, RAGSTREAM_INDEX_API_KEY). Unset: qdrant when RAGSTREAM_QDRANT_URL is set, else edge.",
+        "RAGSTREAM_INDEX_URL), pinecone (Pinecone serverless by RAGSTREAM_INDEX_API_KEY). "
+        "Unset: qdrant when RAGSTREAM_QDRANT_URL is set, else edge.",
     )
     index_path: Path | None = Field(
         default=None,
@@ -52,16 +53,21 @@ class Settings(BaseSettings):
         "Default: home/<store> (home/milvus.db).",
     )
     index_url: str | None = Field(
-        default=None, description="Server or cloud URL of chroma or milvus (Zilliz Cloud). Unset: embedded."
+        default=None,
+        description="Server or cloud URL of chroma or milvus (Zilliz Cloud). Unset: embedded. For pinecone: "
+        "another control-plane host (unset: Pinecone's public API).",
     )
     index_api_key: SecretStr | None = Field(
         default=None,
-        description="Token of that server: Chroma Cloud API key, Milvus 'user:password' or Zilliz key.",
+        description="Token of that server: Chroma Cloud API key, Milvus 'user:password', Zilliz key, "
+        "Pinecone API key.",
     )
     chroma_tenant: str | None = Field(default=None, description="Chroma Cloud tenant.")
     chroma_database: str | None = Field(default=None, description="Chroma Cloud database.")
     pinecone_cloud: str = Field(default="aws", description="Cloud of a new Pinecone serverless index.")
-    pinecone_region: str = Field(default="us-east-1", description="Region of a new Pinecone serverless index.")
+    pinecone_region: str = Field(
+        default="us-east-1", description="Region of a new Pinecone serverless index."
+    )
     pinecone_namespace: str = Field(
         default="", description="Pinecone namespace of the points (empty: the default namespace)."
     )

@@ -160,7 +160,7 @@ def _check_metadata(meta: Any, vid: str) -> dict[str, Any]:
         raise ApiFailure(400, 3, f"Metadata of vector {vid} must be an object")
     stored: dict[str, Any] = {}
     for key, value in meta.items():
-        if isinstance(value, bool) or isinstance(value, str):
+        if isinstance(value, bool | str):
             stored[key] = value
         elif isinstance(value, int | float):
             if isinstance(value, float) and not math.isfinite(value):
@@ -217,8 +217,14 @@ class PineconeServer:
     api_key: str = "pcsk-peer-key"
     lag: float = 0.0
     cloud_regions: frozenset[tuple[str, str]] = frozenset(
-        {("aws", "us-east-1"), ("aws", "us-west-2"), ("aws", "eu-west-1"), ("gcp", "us-central1"),
-         ("gcp", "europe-west4"), ("azure", "eastus2")}
+        {
+            ("aws", "us-east-1"),
+            ("aws", "us-west-2"),
+            ("aws", "eu-west-1"),
+            ("gcp", "us-central1"),
+            ("gcp", "europe-west4"),
+            ("azure", "eastus2"),
+        }
     )
 
     requests: list[tuple[str, str]] = field(default_factory=list, init=False)
@@ -244,7 +250,10 @@ class PineconeServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="pinecone-peer", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="pinecone-peer",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -332,13 +341,19 @@ class PineconeServer:
         fields = (body.get("schema") or {}).get("fields") or {}
         dense = fields.get("_values")
         if not isinstance(dense, dict) or dense.get("type") != "dense_vector":
-            raise ApiFailure(400, "INVALID_ARGUMENT", "The peer serves vectors-API indexes: one _values field")
+            raise ApiFailure(
+                400, "INVALID_ARGUMENT", "The peer serves vectors-API indexes: one _values field"
+            )
         dimension, metric = dense.get("dimension"), str(dense.get("metric") or "cosine")
         if not isinstance(dimension, int) or not 1 <= dimension <= 20000:
             raise ApiFailure(400, "INVALID_ARGUMENT", "Dimension must be an integer from 1 to 20000")
         if metric not in ("cosine", "dotproduct", "euclidean"):
             raise ApiFailure(400, "INVALID_ARGUMENT", f"Unknown metric {metric}")
-        deployment = body.get("deployment") or {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"}
+        deployment = body.get("deployment") or {
+            "deployment_type": "managed",
+            "cloud": "aws",
+            "region": "us-east-1",
+        }
         cloud, region = str(deployment.get("cloud")), str(deployment.get("region"))
         if deployment.get("deployment_type") != "managed" or (cloud, region) not in self.cloud_regions:
             raise ApiFailure(400, "INVALID_ARGUMENT", f"Invalid cloud/region: {cloud}/{region}")
@@ -391,7 +406,12 @@ class PineconeServer:
                 return self._list(index, query)
             if method == "POST" and path == "/describe_index_stats":
                 if body.get("filter"):
-                    raise ApiFailure(400, 3, "Serverless and starter indexes do not support describing index stats with metadata filtering")
+                    raise ApiFailure(
+                        400,
+                        3,
+                        "Serverless and starter indexes do not support describing index stats with "
+                        "metadata filtering",
+                    )
                 namespaces = {ns: {"vectorCount": len(recs)} for ns, recs in index.visible.items() if recs}
                 return {
                     "namespaces": namespaces,
@@ -408,7 +428,9 @@ class PineconeServer:
         if not isinstance(vectors, list) or not vectors:
             raise ApiFailure(400, 3, "Invalid request: vectors must be a non-empty array")
         if len(vectors) > MAX_UPSERT:
-            raise ApiFailure(400, 3, f"Vector upsert request is limited to {MAX_UPSERT} vectors, got {len(vectors)}")
+            raise ApiFailure(
+                400, 3, f"Vector upsert request is limited to {MAX_UPSERT} vectors, got {len(vectors)}"
+            )
         records = []
         for v in vectors:
             vid = str(v.get("id") or "")
@@ -417,10 +439,15 @@ class PineconeServer:
             values = v.get("values") or []
             if len(values) != index.dimension:
                 raise ApiFailure(
-                    400, 3, f"Vector dimension {len(values)} does not match the dimension of the index {index.dimension}"
+                    400,
+                    3,
+                    f"Vector dimension {len(values)} does not match the dimension of the index "
+                    f"{index.dimension}",
                 )
             if v.get("sparseValues"):
-                raise ApiFailure(400, 3, "Sparse vectors are not supported by this index: it has no sparse field")
+                raise ApiFailure(
+                    400, 3, "Sparse vectors are not supported by this index: it has no sparse field"
+                )
             records.append(_Record(vid, [float(x) for x in values], _check_metadata(v.get("metadata"), vid)))
         ns = _namespace(body.get("namespace"))
 
@@ -438,7 +465,7 @@ class PineconeServer:
             raise ApiFailure(400, 3, "topK must be an integer from 1 to 10000")
         ns = _namespace(body.get("namespace"))
         space = index.visible.get(ns, {})
-        if "id" in body and body["id"]:
+        if body.get("id"):
             base = space.get(str(body["id"]))
             vector = base.values if base else None
         else:
@@ -447,20 +474,32 @@ class PineconeServer:
             return {"matches": [], "namespace": ns, "usage": {"readUnits": 1}}
         if len(vector) != index.dimension:
             raise ApiFailure(
-                400, 3, f"Vector dimension {len(vector)} does not match the dimension of the index {index.dimension}"
+                400,
+                3,
+                f"Vector dimension {len(vector)} does not match the dimension of the index {index.dimension}",
             )
         flt = body.get("filter")
         scored = [
-            (_score(index.metric, vector, r.values), r) for r in space.values() if matches_filter(flt, r.metadata)
+            (_score(index.metric, vector, r.values), r)
+            for r in space.values()
+            if matches_filter(flt, r.metadata)
         ]
         scored.sort(key=lambda sr: (sr[0] if index.metric == "euclidean" else -sr[0], sr[1].id))
         matches = []
         for score, r in scored[:top_k]:
-            m: dict[str, Any] = {"id": r.id, "score": score, "values": r.values if body.get("includeValues") else []}
+            m: dict[str, Any] = {
+                "id": r.id,
+                "score": score,
+                "values": r.values if body.get("includeValues") else [],
+            }
             if body.get("includeMetadata"):
                 m["metadata"] = r.metadata
             matches.append(m)
-        return {"matches": matches, "namespace": ns if ns != DEFAULT_NAMESPACE else "", "usage": {"readUnits": 5}}
+        return {
+            "matches": matches,
+            "namespace": ns if ns != DEFAULT_NAMESPACE else "",
+            "usage": {"readUnits": 5},
+        }
 
     def _fetch_by_metadata(self, index: _Index, body: dict[str, Any]) -> Any:
         flt = body.get("filter")
@@ -515,9 +554,15 @@ class PineconeServer:
         if not 1 <= limit <= 100:
             raise ApiFailure(400, 3, "limit must be from 1 to 100")
         after = _after((query.get("paginationToken") or [None])[0])
-        ids = sorted(i for i in index.visible.get(ns, {}) if i.startswith(prefix) and (after is None or i > after))
+        ids = sorted(
+            i for i in index.visible.get(ns, {}) if i.startswith(prefix) and (after is None or i > after)
+        )
         page = ids[:limit]
-        result: dict[str, Any] = {"vectors": [{"id": i} for i in page], "namespace": ns, "usage": {"readUnits": 1}}
+        result: dict[str, Any] = {
+            "vectors": [{"id": i} for i in page],
+            "namespace": ns,
+            "usage": {"readUnits": 1},
+        }
         if len(ids) > limit:
             result["pagination"] = {"next": _token(page[-1])}
         return result
@@ -557,7 +602,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiFailure(
                     400 if data_plane else 413,
                     3 if data_plane else "INVALID_ARGUMENT",
-                    f"Request size {length} bytes exceeds the maximum supported size of {REQUEST_LIMIT} bytes",
+                    f"Request size {length} bytes exceeds the maximum supported size of "
+                    f"{REQUEST_LIMIT} bytes",
                 )
             raw = self.rfile.read(length) if length else b""
             try:
@@ -577,7 +623,9 @@ class _Handler(BaseHTTPRequestHandler):
             if data_plane:
                 self._json(exc.status, {"code": exc.code, "message": exc.message, "details": []})
             else:
-                self._json(exc.status, {"error": {"code": exc.code, "message": exc.message}, "status": exc.status})
+                self._json(
+                    exc.status, {"error": {"code": exc.code, "message": exc.message}, "status": exc.status}
+                )
 
     def _json(self, status: int, payload: Any) -> None:
         data = b"" if payload is None else json.dumps(payload).encode()

@@ -20,10 +20,12 @@ Pinecone's limits
     A record carries at most 40 KB of metadata. A chunk whose text would not fit keeps its vector (made
     of the whole text, so search still finds it) and the longest prefix of its text that fits, with
     ``text_truncated: true`` and ``text_chars`` (the whole text's length) in its metadata, and a
-    warning in the log; the answer cites the source, whose full text stays in the bucket. A chunk
-    whose metadata *without* its text would not fit fails its document with
-    :class:`~ragstream.errors.TooLarge` (it would lose the metadata the pipeline filters on). Upserts
-    are sent in requests of at most 1000 records and 1.5 MB (Pinecone refuses 2 MB).
+    warning in the log; the answer cites the source, whose full text stays in the bucket. Metadata
+    that leaves less than 4 KB for the text (large extractor metadata; S3's user metadata is at most
+    2 KB) loses its largest keys other than ragstream's own, named in ``metadata_dropped``, with a
+    warning; ragstream's own keys are never dropped (they could not exceed the limit: an S3 key is at
+    most 1 KB). Upserts are sent in requests of at most 1000 records and 1.5 MB (Pinecone refuses
+    2 MB).
 
 Consistency
     Pinecone's reads are eventually consistent and its statistics approximate, so the store declares
@@ -53,6 +55,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable, TooLarge
 from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
+from .layout import RESERVED
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -70,8 +73,10 @@ DENSE_FIELD = "_values"
 #: Pinecone's limit of metadata per record, and what we allow ourselves (a margin for its own measure).
 METADATA_LIMIT = 40 * 1024
 METADATA_BUDGET = METADATA_LIMIT - 1024
-#: Text kept at least, when the rest of the metadata leaves less room than this the chunk fails.
-MIN_TEXT_BYTES = 1024
+#: Room kept for the text at least: larger extractor or user metadata is dropped (and named) first.
+MIN_TEXT_BYTES = 4096
+#: The metadata key that names what was dropped to fit.
+DROPPED_KEY = "metadata_dropped"
 #: One upsert request: Pinecone takes at most 1000 records and 2 MB.
 MAX_RECORDS = 1000
 MAX_REQUEST_BYTES = 1_500_000
@@ -115,14 +120,27 @@ def record_metadata(point: Point) -> dict[str, Any]:
             meta[key] = list(value)
         else:
             meta[key] = json.dumps(value, sort_keys=True, default=str)
-    if TEXT_KEY in point.metadata and point.metadata[TEXT_KEY] is not None:
-        log.debug("metadata key %r of %s is the chunk's text in Pinecone: dropped", TEXT_KEY, point.id)
-    room = METADATA_BUDGET - _size(meta)
-    if room < MIN_TEXT_BYTES:
-        raise TooLarge(
-            f"the metadata of a chunk of {meta.get('source', point.id)} takes {_size(meta)} bytes; "
-            f"Pinecone keeps at most {METADATA_LIMIT} bytes per record: shorten its user metadata "
-            "(x-amz-meta-*) or title"
+    if point.metadata.get(TEXT_KEY) is not None:
+        log.warning("metadata key %r of %s is the chunk's text in Pinecone: not kept", TEXT_KEY, point.id)
+    dropped: list[str] = []
+    while _size(meta) > METADATA_BUDGET - MIN_TEXT_BYTES:
+        # extractor or user metadata too big for Pinecone: its largest keys go, named in the record
+        extra = [k for k in meta if k not in RESERVED and k != DROPPED_KEY]
+        if not extra:
+            raise TooLarge(
+                f"the metadata of a chunk of {meta.get('source', point.id)} takes {_size(meta)} bytes; "
+                f"Pinecone keeps at most {METADATA_LIMIT} bytes per record"
+            )
+        largest = max(extra, key=lambda k: _size({k: meta[k]}))
+        del meta[largest]
+        dropped.append(largest)
+        meta[DROPPED_KEY] = sorted(dropped)
+    if dropped:
+        log.warning(
+            "chunk %s of %s: metadata %s dropped to fit Pinecone's 40 KB per record",
+            meta.get("chunk_index", point.id),
+            meta.get("source", "?"),
+            ", ".join(sorted(dropped)),
         )
     full = {**meta, TEXT_KEY: point.text}
     if _size(full) <= METADATA_BUDGET:
@@ -181,7 +199,9 @@ def to_pinecone_filter(flt: SearchFilter | None) -> dict[str, Any] | None:
 
 
 def _source_filter(source: str | None, version: str | None = None, *, not_version: str | None = None) -> Any:
-    terms: list[dict[str, Any]] = [{"source": {"$eq": source}} if source is not None else {"source": {"$exists": True}}]
+    terms: list[dict[str, Any]] = [
+        {"source": {"$eq": source}} if source is not None else {"source": {"$exists": True}}
+    ]
     if version is not None:
         terms.append({"version": {"$eq": version}})
     if not_version is not None:
@@ -225,7 +245,11 @@ class PineconeIndex:
                 model = self._call(
                     self.client.indexes.create,
                     name=self.index_name,
-                    schema={"fields": {DENSE_FIELD: {"type": "dense_vector", "dimension": dim, "metric": "cosine"}}},
+                    schema={
+                        "fields": {
+                            DENSE_FIELD: {"type": "dense_vector", "dimension": dim, "metric": "cosine"}
+                        }
+                    },
                     deployment={"deployment_type": "managed", "cloud": self.cloud, "region": self.region},
                     timeout=300,
                 )
@@ -283,7 +307,9 @@ class PineconeIndex:
         """Write points in requests under Pinecone's limits; a record of an existing id is replaced."""
         index = self._index()
         if index is None:
-            raise ConfigError(f"Pinecone index {self.index_name!r} does not exist: call ensure_collection first")
+            raise ConfigError(
+                f"Pinecone index {self.index_name!r} does not exist: call ensure_collection first"
+            )
         last = list({p.id: p for p in points}.values())
         batch: list[dict[str, Any]] = []
         size = 0
@@ -384,7 +410,7 @@ class PineconeIndex:
     def ping(self) -> None:
         """List the project's indexes; IndexUnavailable when Pinecone does not answer."""
         try:
-            self.client.indexes.list()
+            self.client.indexes.list().to_list()  # to_list: the paginator alone makes no call
         except Exception as exc:
             raise IndexUnavailable(f"Pinecone is unreachable: {type(exc).__name__}: {exc}") from exc
 
