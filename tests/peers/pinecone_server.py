@@ -25,6 +25,10 @@ on the control plane, ``{"code", "message", "details"}`` (gRPC status codes) on 
 
 ``lag`` (seconds) makes the data plane eventually consistent: a write is visible to reads (query,
 fetch, list, stats, fetch-by-metadata) only ``lag`` seconds after it was acknowledged, in order.
+
+Where Pinecone's documentation is silent the peer takes a side, which only a live run confirms: a
+delete in a namespace never written to answers 404 "Namespace not found" (as serverless indexes have
+been seen to), and a delete by filter applies in order after the writes acknowledged before it; an absent field passes ``$ne``/``$nin``; metadata size is its compact JSON.
 """
 
 from __future__ import annotations
@@ -144,6 +148,8 @@ class _Index:
     tags: dict[str, str] | None = None
     #: namespace -> id -> record, as reads see it
     visible: dict[str, dict[str, _Record]] = field(default_factory=dict)
+    #: namespaces written to (acknowledged, visible or not)
+    namespaces: set[str] = field(default_factory=set)
     #: writes acknowledged but not yet visible: (time visible, function applying it)
     pending: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
 
@@ -450,6 +456,7 @@ class PineconeServer:
                 )
             records.append(_Record(vid, [float(x) for x in values], _check_metadata(v.get("metadata"), vid)))
         ns = _namespace(body.get("namespace"))
+        index.namespaces.add(ns)
 
         def apply() -> None:
             space = index.visible.setdefault(ns, {})
@@ -532,6 +539,8 @@ class PineconeServer:
             raise ApiFailure(400, 3, "Exactly one of ids, filter or deleteAll must be given")
         if flt is not None:
             matches_filter(flt, {})  # a malformed filter is refused now, not when it is applied
+        if ns not in index.namespaces:  # serverless: a namespace exists from its first upsert on
+            raise ApiFailure(404, 5, "Namespace not found")
 
         def apply() -> None:
             space = index.visible.get(ns, {})

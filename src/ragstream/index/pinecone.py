@@ -335,8 +335,13 @@ class PineconeIndex:
         index = self._index()
         if index is None:
             return
+        from pinecone.errors import NotFoundError
+
         flt = _source_filter(source, only_version, not_version=keep_version)
-        self._call(index.delete, filter=flt, namespace=self.namespace)
+        try:
+            self._call(index.delete, filter=flt, namespace=self.namespace)
+        except NotFoundError:  # the namespace holds no record (serverless: it does not exist yet)
+            log.debug("nothing to delete for %s: namespace %r is empty", source, self.namespace)
 
     # -- reads ----------------------------------------------------------------------------------------
     def count(self, source: str | None = None, version: str | None = None) -> int:
