@@ -28,7 +28,8 @@ fetch, list, stats, fetch-by-metadata) only ``lag`` seconds after it was acknowl
 
 Where Pinecone's documentation is silent the peer takes a side, which only a live run confirms: a
 delete in a namespace never written to answers 404 "Namespace not found" (as serverless indexes have
-been seen to), and a delete by filter applies in order after the writes acknowledged before it; an absent field passes ``$ne``/``$nin``; metadata size is its compact JSON.
+been seen to), and a delete by filter applies in order after the writes acknowledged before it; an
+absent field passes ``$ne``/``$nin``; metadata size is its compact JSON.
 """
 
 from __future__ import annotations
