@@ -20,7 +20,15 @@ from backends import free_port
 from peers.pinecone_server import PineconeServer, matches_filter
 from ragstream.config import Settings
 from ragstream.errors import ConfigError, DimensionMismatch, IndexUnavailable
-from ragstream.index import Point, SearchFilter, chunk_metadata, open_index, point_id
+from ragstream.index import (
+    LexicalQuery,
+    Point,
+    SearchFilter,
+    SparseVector,
+    chunk_metadata,
+    open_index,
+    point_id,
+)
 from ragstream.index.pinecone import METADATA_LIMIT, PineconeIndex, index_name, to_pinecone_filter
 from ragstream.ingest import Pipeline
 
@@ -135,7 +143,9 @@ def test_a_new_index_is_serverless_where_the_settings_say(peer: PineconeServer, 
     index.ensure_collection(DIM)
     model = index.client.indexes.describe("handbook")
     assert (model.deployment.cloud, model.deployment.region) == ("aws", "eu-west-1")
-    assert model.schema.fields["_values"].metric == "cosine" and model.status.ready
+    # dotproduct with a sparse field: hybrid-ready; vectors go in at unit length, so dot product = cosine
+    assert model.schema.fields["_values"].metric == "dotproduct" and "_sparse_values" in model.schema.fields
+    assert model.status.ready
     bad = open_pinecone(peer, tmp_path, collection="other", pinecone_region="mars-1")
     with pytest.raises(Exception, match="Invalid cloud/region"):
         bad.ensure_collection(DIM)
@@ -306,3 +316,68 @@ def test_the_pipeline_on_a_lagging_pinecone_replaces_once_and_reconcile_keeps_it
             assert list(versions) == [(source, pipeline.ledger.get(source).version)]
         finally:
             pipeline.index.close()
+
+
+# -- hybrid (sparse-dense) --------------------------------------------------------------------------------
+
+
+def test_scores_are_cosines_whatever_the_length_of_the_vectors(peer: PineconeServer, tmp_path: Path) -> None:
+    index = open_pinecone(peer, tmp_path)
+    index.ensure_collection(DIM)
+    p = point(0)
+    p.vector = [3.0 * x for x in p.vector]  # not unit length: a dot product would be 9
+    index.upsert([p])
+    hit = index.search([0.5 * x for x in p.vector], limit=1)[0]
+    assert hit.score == pytest.approx(1.0, abs=1e-6)
+    index.close()
+
+
+def hybrid_points() -> tuple[list[float], Point, Point]:
+    """A query, a chunk near it with none of its terms, and a farther chunk holding all of them."""
+    query = unit("query")
+    near, lexical = point(0, text="near"), point(1, text="lexical", source="s3://docs/finance/tax.md")
+    near.vector = [0.95 * q + 0.05 * u for q, u in zip(query, unit("n"), strict=True)]
+    lexical.vector = [0.6 * q + 0.4 * u for q, u in zip(query, unit("l"), strict=True)]
+    near.sparse = SparseVector(indices=[1, 2], values=[1.0, 1.0])
+    lexical.sparse = SparseVector(indices=[7, 8, 9], values=[1.2, 1.0, 1.0])
+    return query, near, lexical
+
+
+def test_hybrid_search_fuses_dense_and_sparse_in_pinecone_under_the_filter(
+    peer: PineconeServer, tmp_path: Path
+) -> None:
+    index = open_pinecone(peer, tmp_path)
+    index.ensure_collection(DIM)
+    assert index.capabilities.hybrid
+    query, near, lexical = hybrid_points()
+    index.upsert([near, lexical])
+    assert peer.stored("handbook")[near.id]  # written with its sparse values (the peer checked them)
+    terms = LexicalQuery(text="tax rules", sparse=SparseVector(indices=[7, 8], values=[1.0, 1.0]))
+    # dense alone: the near chunk first, by cosine
+    dense = index.search(query, limit=2)
+    assert [h.id for h in dense] == [near.id, lexical.id] and dense[0].score <= 1.0
+    # hybrid: the chunk with the query's terms overtakes it; the score is the fused one
+    fused = index.search(query, limit=2, lexical=terms)
+    assert [h.id for h in fused] == [lexical.id, near.id]
+    assert fused[1].score == pytest.approx(0.7 * dense[0].score, abs=1e-6)  # no lexical part: alpha x cosine
+    # the filter still restricts the candidates
+    only = index.search(query, limit=2, lexical=terms, flt=SearchFilter(source_prefix="s3://docs/handbook/"))
+    assert [h.id for h in only] == [near.id]
+    index.close()
+
+
+def test_a_cosine_index_is_searched_dense_only(peer: PineconeServer, tmp_path: Path) -> None:
+    index = open_pinecone(peer, tmp_path)
+    # GIVEN an index made for dense search only (metric cosine, no sparse field)
+    index.client.indexes.create(name="handbook", dimension=DIM, metric="cosine")
+    index.ensure_collection(DIM)
+    query, near, lexical = hybrid_points()
+    # THEN points are written without their sparse values (the peer refuses them there) ...
+    index.upsert([near, lexical])
+    # ... and lexical is ignored: the ranking is the dense one, scores cosines
+    terms = LexicalQuery(text="tax rules", sparse=SparseVector(indices=[7, 8], values=[1.0, 1.0]))
+    hits = index.search(query, limit=2, lexical=terms)
+    assert [h.id for h in hits] == [near.id, lexical.id] and hits[0].score == pytest.approx(
+        index.search(query, limit=1)[0].score
+    )
+    index.close()

@@ -7,13 +7,16 @@ Control plane (``url``, the SDK's ``host=``):
 
 Data plane (each index's ``host``, ``url + /_data/{name}``, as ``describe`` hands it out):
 
-- ``POST /vectors/upsert``, ``POST /query``, ``GET /vectors/fetch``, ``POST /vectors/fetch_by_metadata``,
+- ``POST /vectors/upsert`` (dense and sparse values), ``POST /query`` (dense, sparse-dense),
+  ``GET /vectors/fetch``, ``POST /vectors/fetch_by_metadata``,
   ``POST /vectors/delete`` (ids, filter, deleteAll), ``GET /vectors/list`` (prefix, limit,
   paginationToken), ``POST /describe_index_stats``
 
 What it implements as Pinecone documents it: the ``Api-Key`` header (401 otherwise); index names of
-1-45 lowercase alphanumerics and hyphens; dense indexes of one ``_values`` field, metric cosine,
-dotproduct or euclidean (score: cosine similarity, dot product, or squared distance ascending);
+1-45 lowercase alphanumerics and hyphens; indexes of one ``_values`` dense field, metric cosine,
+dotproduct or euclidean (score: cosine similarity, dot product, or squared distance ascending), and
+optionally a ``_sparse_values`` field (records then may carry sparse values; a query with a sparse
+vector needs metric dotproduct, and scores the dense plus the sparse dot product);
 namespaces (``""`` and ``__default__`` are the default one); the metadata filter language
 (``$eq $ne $gt $gte $lt $lte $in $nin $exists $and $or`` and the implicit ``{"key": value}``; on a
 list-of-strings field ``$eq``/``$in`` match when any element matches, ``$ne``/``$nin`` when none
@@ -147,6 +150,7 @@ class _Index:
     region: str
     deletion_protection: str = "disabled"
     tags: dict[str, str] | None = None
+    sparse: bool = False  # a ``_sparse_values`` field: records may carry sparse values (hybrid)
     #: namespace -> id -> record, as reads see it
     visible: dict[str, dict[str, _Record]] = field(default_factory=dict)
     #: namespaces written to (acknowledged, visible or not)
@@ -299,15 +303,16 @@ class PineconeServer:
 
     # -- control plane ------------------------------------------------------------------------------
     def _model(self, index: _Index) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "_values": {"type": "dense_vector", "dimension": index.dimension, "metric": index.metric}
+        }
+        if index.sparse:
+            fields["_sparse_values"] = {"type": "sparse_vector"}
         return {
             "name": index.name,
             "host": f"{self.url}/_data/{index.name}",
             "status": {"ready": True, "state": "Ready"},
-            "schema": {
-                "fields": {
-                    "_values": {"type": "dense_vector", "dimension": index.dimension, "metric": index.metric}
-                }
-            },
+            "schema": {"fields": fields},
             "deployment": {"deployment_type": "managed", "cloud": index.cloud, "region": index.region},
             "deletion_protection": index.deletion_protection,
             "tags": index.tags,
@@ -351,6 +356,13 @@ class PineconeServer:
             raise ApiFailure(
                 400, "INVALID_ARGUMENT", "The peer serves vectors-API indexes: one _values field"
             )
+        sparse = fields.get("_sparse_values")
+        if set(fields) - {"_values", "_sparse_values"} or (
+            sparse is not None and (not isinstance(sparse, dict) or sparse.get("type") != "sparse_vector")
+        ):
+            raise ApiFailure(
+                400, "INVALID_ARGUMENT", "The peer serves vectors-API indexes: _values and _sparse_values"
+            )
         dimension, metric = dense.get("dimension"), str(dense.get("metric") or "cosine")
         if not isinstance(dimension, int) or not 1 <= dimension <= 20000:
             raise ApiFailure(400, "INVALID_ARGUMENT", "Dimension must be an integer from 1 to 20000")
@@ -372,6 +384,7 @@ class PineconeServer:
             region=region,
             deletion_protection=str(body.get("deletion_protection") or "disabled"),
             tags=body.get("tags"),
+            sparse=sparse is not None,
         )
         self._indexes[name] = index
         return index
@@ -451,11 +464,16 @@ class PineconeServer:
                     f"Vector dimension {len(values)} does not match the dimension of the index "
                     f"{index.dimension}",
                 )
-            if v.get("sparseValues"):
-                raise ApiFailure(
-                    400, 3, "Sparse vectors are not supported by this index: it has no sparse field"
-                )
-            records.append(_Record(vid, [float(x) for x in values], _check_metadata(v.get("metadata"), vid)))
+            sparse = v.get("sparseValues")
+            if sparse is not None:
+                if not index.sparse:
+                    raise ApiFailure(
+                        400, 3, "Sparse vectors are not supported by this index: it has no sparse field"
+                    )
+                sparse = _check_sparse(sparse)
+            records.append(
+                _Record(vid, [float(x) for x in values], _check_metadata(v.get("metadata"), vid), sparse)
+            )
         ns = _namespace(body.get("namespace"))
         index.namespaces.add(ns)
 
@@ -487,8 +505,15 @@ class PineconeServer:
                 f"Vector dimension {len(vector)} does not match the dimension of the index {index.dimension}",
             )
         flt = body.get("filter")
+        query_sparse = body.get("sparseVector")
+        if query_sparse is not None:
+            if index.metric != "dotproduct" or not index.sparse:
+                raise ApiFailure(
+                    400, 3, "Sparse-dense queries need an index of metric dotproduct with a sparse field"
+                )
+            query_sparse = _check_sparse(query_sparse)
         scored = [
-            (_score(index.metric, vector, r.values), r)
+            (_score(index.metric, vector, r.values) + _sparse_dot(query_sparse, r.sparse), r)
             for r in space.values()
             if matches_filter(flt, r.metadata)
         ]
@@ -579,7 +604,31 @@ class PineconeServer:
 
 
 def _out(r: _Record) -> dict[str, Any]:
-    return {"id": r.id, "values": r.values, "metadata": r.metadata}
+    out: dict[str, Any] = {"id": r.id, "values": r.values, "metadata": r.metadata}
+    if r.sparse is not None:
+        out["sparseValues"] = r.sparse
+    return out
+
+
+def _check_sparse(sparse: Any) -> dict[str, Any]:
+    """A sparse vector as Pinecone takes it: indices and values of one length, indices unique."""
+    if not isinstance(sparse, dict):
+        raise ApiFailure(400, 3, "Sparse values must be an object with indices and values")
+    indices, values = sparse.get("indices"), sparse.get("values")
+    if not isinstance(indices, list) or not isinstance(values, list) or len(indices) != len(values):
+        raise ApiFailure(400, 3, "Sparse vector indices and values must be arrays of the same length")
+    if not indices:
+        raise ApiFailure(400, 3, "Sparse vector must contain at least one value")
+    if len(set(indices)) != len(indices) or not all(isinstance(i, int) and 0 <= i < 2**32 for i in indices):
+        raise ApiFailure(400, 3, "Sparse vector indices must be unique unsigned 32-bit integers")
+    return {"indices": [int(i) for i in indices], "values": [float(v) for v in values]}
+
+
+def _sparse_dot(query: dict[str, Any] | None, record: dict[str, Any] | None) -> float:
+    if query is None or record is None:
+        return 0.0
+    weights = dict(zip(record["indices"], record["values"], strict=True))
+    return sum(v * weights.get(i, 0.0) for i, v in zip(query["indices"], query["values"], strict=True))
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -2,12 +2,15 @@
 
 The index
     One serverless index per collection (``RAGSTREAM_COLLECTION`` mapped to Pinecone's naming rules by
-    :func:`index_name`), made on first use with one dense field of the embedder's dimension, metric
-    **cosine** (a hit's score is the cosine similarity, as the contract says), on
-    ``RAGSTREAM_PINECONE_CLOUD`` / ``RAGSTREAM_PINECONE_REGION``; creation waits until the index is
-    ready. An existing index of another dimension (or metric) is refused with
-    :class:`~ragstream.errors.DimensionMismatch`. Points may live in one namespace
-    (``RAGSTREAM_PINECONE_NAMESPACE``; empty: the default namespace).
+    :func:`index_name`), made on first use on ``RAGSTREAM_PINECONE_CLOUD`` /
+    ``RAGSTREAM_PINECONE_REGION`` with a dense field of the embedder's dimension, metric
+    **dotproduct**, and a sparse field (sparse-dense hybrid search needs both, and dotproduct). Every
+    dense vector is scaled to unit length on the way in, so the dot product *is* the cosine
+    similarity the contract promises (both embedders already give unit vectors). An index of metric
+    cosine without a sparse field (made by hand, or for dense-only use) is accepted too, and searched
+    dense only. Creation waits until the index is ready. An existing index of another dimension, or
+    of another metric, is refused with :class:`~ragstream.errors.DimensionMismatch`. Points may live
+    in one namespace (``RAGSTREAM_PINECONE_NAMESPACE``; empty: the default namespace).
 
 The record
     The point's id (the uuid5), its vector, and flat metadata: the chunk's text under ``text`` (the key
@@ -39,8 +42,17 @@ Deletes and tallies
     (ids of ours are uuid5, so listing by id prefix cannot select a source); ``count()`` reads the
     namespace's record count from the index statistics.
 
-Hybrid (sparse-dense) search is not implemented: ``capabilities.hybrid`` is False and ``lexical`` is
-ignored.
+Hybrid search
+    A point's ``sparse`` vector is written as the record's sparse values; a search given ``lexical``
+    sends its sparse vector with the dense one, and Pinecone scores the sum of the two dot products.
+    The chunks' sparse weights are BM25's document side without IDF (see
+    :class:`~ragstream.index.contract.SparseVector`), and Pinecone adds none, so the weighting is a
+    convex combination as Pinecone documents it, with :data:`HYBRID_ALPHA` = 0.7 on the dense side:
+    the dense query is scaled by alpha and each of the n query terms weighs ``(1 - alpha) / n``. A
+    term's document weight is about 1 for one occurrence in a chunk of average length (at most
+    ``k1 + 1``), so the lexical part is about the share of query terms the chunk holds, on the scale
+    of a cosine; without IDF, frequent words count as much as rare ones, hence the dense lean. On an
+    index without a sparse field ``lexical`` is ignored and sparse values are not written.
 """
 
 from __future__ import annotations
@@ -48,6 +60,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -80,6 +93,10 @@ DROPPED_KEY = "metadata_dropped"
 #: One upsert request: Pinecone takes at most 1000 records and 2 MB.
 MAX_RECORDS = 1000
 MAX_REQUEST_BYTES = 1_500_000
+#: The sparse field of a vectors-API index.
+SPARSE_FIELD = "_sparse_values"
+#: The dense side's share of a hybrid score (Pinecone's convex combination; see the module doc).
+HYBRID_ALPHA = 0.7
 #: Records per fetch-by-metadata page.
 PAGE = 1000
 #: Pinecone index names: 1-45 characters, lowercase alphanumerics and hyphens.
@@ -163,6 +180,12 @@ def record_metadata(point: Point) -> dict[str, Any]:
     return {**flagged, TEXT_KEY: text}
 
 
+def _unit(vector: Sequence[float]) -> list[float]:
+    """The vector scaled to unit length (its dot products are then cosines)."""
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else list(vector)
+
+
 def _restore(meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The text and the metadata of a record as read (integral floats back to int)."""
     meta = dict(meta)
@@ -229,9 +252,10 @@ class PineconeIndex:
         self.region = region
         self.namespace = namespace
         self.capabilities = Capabilities(
-            exact_counts=False, read_your_writes=False, flat_metadata=True, embedded=False
+            exact_counts=False, read_your_writes=False, flat_metadata=True, embedded=False, hybrid=True
         )
         self._data: Any = None
+        self._sparse = False  # the index has a sparse field (known once opened)
 
     # -- the index -----------------------------------------------------------------------------------
     def ensure_collection(self, dim: int) -> None:
@@ -247,7 +271,8 @@ class PineconeIndex:
                     name=self.index_name,
                     schema={
                         "fields": {
-                            DENSE_FIELD: {"type": "dense_vector", "dimension": dim, "metric": "cosine"}
+                            DENSE_FIELD: {"type": "dense_vector", "dimension": dim, "metric": "dotproduct"},
+                            SPARSE_FIELD: {"type": "sparse_vector"},
                         }
                     },
                     deployment={"deployment_type": "managed", "cloud": self.cloud, "region": self.region},
@@ -259,12 +284,12 @@ class PineconeIndex:
         size = getattr(field, "dimension", None)
         check_dimension(self.index_name, int(size) if size is not None else None, dim)
         metric = str(getattr(field, "metric", "")).lower()
-        if metric != "cosine":
+        if not (metric == "cosine" or (metric == "dotproduct" and SPARSE_FIELD in model.schema.fields)):
             raise DimensionMismatch(
-                f"Pinecone index {self.index_name!r} uses metric {metric!r}, ragstream needs cosine: "
-                "set RAGSTREAM_COLLECTION to another name"
+                f"Pinecone index {self.index_name!r} uses metric {metric!r}, ragstream needs dotproduct "
+                "with a sparse field, or cosine: set RAGSTREAM_COLLECTION to another name"
             )
-        self._open(model.host)
+        self._open(model)
 
     def _wait_ready(self) -> Any:
         """Describe the index until it is ready (at most 5 minutes)."""
@@ -279,11 +304,13 @@ class PineconeIndex:
                 raise IndexUnavailable(f"Pinecone index {self.index_name!r} is not ready after 5 minutes")
             time.sleep(2)
 
-    def _open(self, host: str | None) -> Any:
-        if not host:
+    def _open(self, model: Any) -> Any:
+        """The data-plane client of the index ``model`` describes; notes whether it has a sparse field."""
+        if not model.host:
             raise IndexUnavailable(f"Pinecone index {self.index_name!r} has no host yet (still initializing)")
         if self._data is None:
-            self._data = self.client.index(host=host)
+            self._sparse = SPARSE_FIELD in model.schema.fields
+            self._data = self.client.index(host=model.host)
         return self._data
 
     def exists(self) -> bool:
@@ -299,7 +326,7 @@ class PineconeIndex:
                 model = self._call(self.client.indexes.describe, self.index_name)
             except NotFoundError:
                 return None
-            self._open(model.host)
+            self._open(model)
         return self._data
 
     # -- writes ---------------------------------------------------------------------------------------
@@ -314,7 +341,9 @@ class PineconeIndex:
         batch: list[dict[str, Any]] = []
         size = 0
         for p in last:
-            record = {"id": p.id, "values": list(p.vector), "metadata": record_metadata(p)}
+            record: dict[str, Any] = {"id": p.id, "values": _unit(p.vector), "metadata": record_metadata(p)}
+            if self._sparse and p.sparse is not None and p.sparse.indices:
+                record["sparse_values"] = {"indices": p.sparse.indices, "values": p.sparse.values}
             n = len(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode())
             if batch and (len(batch) >= MAX_RECORDS or size + n > MAX_REQUEST_BYTES):
                 self._send(index, batch)
@@ -392,15 +421,26 @@ class PineconeIndex:
         flt: SearchFilter | None = None,
         lexical: LexicalQuery | None = None,
     ) -> list[Hit]:
-        """The ``limit`` nearest records that pass the filter (Pinecone filters before it ranks)."""
+        """The ``limit`` nearest records that pass the filter (Pinecone filters before it ranks); with
+        ``lexical`` on an index with a sparse field, ranked by the hybrid score (module doc)."""
         if flt is not None and flt.matches_nothing:
             return []
         index = self._index()
         if index is None:
             return []
+        dense = _unit(vector)
+        sparse: dict[str, Any] | None = None
+        if lexical is not None and self._sparse and lexical.sparse.indices:
+            n = len(lexical.sparse.indices)
+            dense = [x * HYBRID_ALPHA for x in dense]
+            sparse = {
+                "indices": list(lexical.sparse.indices),
+                "values": [v * (1 - HYBRID_ALPHA) / n for v in lexical.sparse.values],
+            }
         result = self._call(
             index.query,
-            vector=list(vector),
+            vector=dense,
+            sparse_vector=sparse,
             top_k=limit,
             filter=to_pinecone_filter(flt),
             include_metadata=True,
