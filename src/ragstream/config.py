@@ -20,7 +20,7 @@ __all__ = ["Settings", "get_settings"]
 PIPELINE_REVISION = "1"
 
 #: The vector stores ``RAGSTREAM_INDEX`` names (``ragstream.index.registry.BACKENDS``).
-IndexName = Literal["edge", "qdrant", "faiss", "chroma", "milvus", "weaviate"]
+IndexName = Literal["edge", "qdrant", "faiss", "chroma", "milvus", "weaviate", "pinecone"]
 
 
 class Settings(BaseSettings):
@@ -44,8 +44,9 @@ class Settings(BaseSettings):
         description="The vector store: edge (Qdrant Edge, embedded), qdrant (Qdrant Cloud / a server by "
         "RAGSTREAM_QDRANT_URL, else qdrant-client's local mode), faiss (embedded), chroma (embedded, or a "
         "server / Chroma Cloud by RAGSTREAM_INDEX_URL), milvus (Milvus Lite, or a server / Zilliz Cloud by "
-        "RAGSTREAM_INDEX_URL), weaviate (a server / Weaviate Cloud by RAGSTREAM_INDEX_URL). Unset: qdrant "
-        "when RAGSTREAM_QDRANT_URL is set, else edge.",
+        "RAGSTREAM_INDEX_URL), weaviate (a server / Weaviate Cloud by RAGSTREAM_INDEX_URL), pinecone "
+        "(Pinecone serverless by RAGSTREAM_INDEX_API_KEY). Unset: qdrant when RAGSTREAM_QDRANT_URL is set, "
+        "else edge.",
     )
     index_path: Path | None = Field(
         default=None,
@@ -55,12 +56,12 @@ class Settings(BaseSettings):
     index_url: str | None = Field(
         default=None,
         description="Server or cloud URL of chroma, milvus (Zilliz Cloud) or weaviate (Weaviate Cloud). "
-        "Unset: embedded.",
+        "Unset: embedded. For pinecone: another control-plane host (unset: Pinecone's public API).",
     )
     index_api_key: SecretStr | None = Field(
         default=None,
-        description="Token of that server: Chroma Cloud API key, Milvus 'user:password', Zilliz or Weaviate "
-        "API key.",
+        description="Token of that server: Chroma Cloud API key, Milvus 'user:password', Zilliz, Weaviate or "
+        "Pinecone API key.",
     )
     weaviate_grpc_url: str | None = Field(
         default=None,
@@ -69,6 +70,13 @@ class Settings(BaseSettings):
     )
     chroma_tenant: str | None = Field(default=None, description="Chroma Cloud tenant.")
     chroma_database: str | None = Field(default=None, description="Chroma Cloud database.")
+    pinecone_cloud: str = Field(default="aws", description="Cloud of a new Pinecone serverless index.")
+    pinecone_region: str = Field(
+        default="us-east-1", description="Region of a new Pinecone serverless index."
+    )
+    pinecone_namespace: str = Field(
+        default="", description="Pinecone namespace of the points (empty: the default namespace)."
+    )
     qdrant_url: str | None = Field(
         default=None, description="Qdrant server or Qdrant Cloud URL (RAGSTREAM_INDEX=qdrant)."
     )
@@ -374,6 +382,8 @@ class Settings(BaseSettings):
             return self.qdrant_url
         if backend in ("chroma", "milvus", "weaviate") and self.index_url:
             return self.index_url
+        if backend == "pinecone":
+            return self.index_url or "https://api.pinecone.io"
         if self.index_path is not None:
             return str(self.index_path)
         return str(self.home / ("milvus.db" if backend == "milvus" else backend))
@@ -386,6 +396,8 @@ class Settings(BaseSettings):
         if "://" not in location and location != ":memory:":
             location = str(Path(location).resolve())
         tenant = f"/{self.chroma_tenant}/{self.chroma_database}" if self.chroma_tenant else ""
+        if self.index_backend == "pinecone" and self.pinecone_namespace:
+            tenant = f"/{self.pinecone_namespace}"
         return f"{self.index_backend}:{location}{tenant}#{self.collection}"
 
     @property

@@ -5,7 +5,9 @@ live services run when their URL (and key) are in the environment:
 ``RAGSTREAM_TEST_QDRANT_URL`` (+ ``_API_KEY``), ``RAGSTREAM_TEST_CHROMA_URL`` (+ ``_API_KEY``,
 ``_TENANT``, ``_DATABASE``), ``RAGSTREAM_TEST_MILVUS_URL`` (+ ``_API_KEY``), ``RAGSTREAM_TEST_WEAVIATE_URL``
 (+ ``_API_KEY``, ``_GRPC_URL``). Weaviate also runs here through weaviate-client against the local peer
-(``tests/peers/weaviate_server.py``).
+(``tests/peers/weaviate_server.py``), ``RAGSTREAM_TEST_PINECONE_API_KEY`` (+ ``_CLOUD``, ``_REGION``).
+Pinecone also runs here through its real SDK against the local peer ``tests/peers/pinecone_server.py``
+(``pinecone-peer``).
 """
 
 from __future__ import annotations
@@ -37,16 +39,19 @@ BACKENDS = [
     "chroma-server",
     "milvus-lite",
     "weaviate-peer",
+    "pinecone-peer",
     "qdrant-live",
     "chroma-live",
     "milvus-live",
     "weaviate-live",
+    "pinecone-live",
 ]
 LIVE = {
     "qdrant-live": "RAGSTREAM_TEST_QDRANT_URL",
     "chroma-live": "RAGSTREAM_TEST_CHROMA_URL",
     "milvus-live": "RAGSTREAM_TEST_MILVUS_URL",
     "weaviate-live": "RAGSTREAM_TEST_WEAVIATE_URL",
+    "pinecone-live": "RAGSTREAM_TEST_PINECONE_API_KEY",
 }
 
 
@@ -76,6 +81,16 @@ class Backend:
         return index
 
     def close(self) -> None:
+        if self.name == "pinecone-live":  # an index per test: drop them (a plan holds few indexes)
+            from pinecone import Pinecone
+
+            from ragstream.index.pinecone import index_name
+
+            assert self.settings.index_api_key is not None
+            with Pinecone(api_key=self.settings.index_api_key.get_secret_value()) as pc:
+                for name in {index_name(getattr(i, "collection", "")) for i in self.opened}:
+                    with contextlib.suppress(Exception):  # never made by this test
+                        pc.indexes.delete(name, timeout=-1)
         for index in self.opened:
             with contextlib.suppress(Exception):  # already closed by the test
                 index.close()
@@ -136,6 +151,15 @@ def weaviate_peer() -> Iterator[Any]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def pinecone_server() -> Iterator[Any]:
+    """The local Pinecone peer (REST control and data plane) on 127.0.0.1 and a free port."""
+    from peers.pinecone_server import PineconeServer
+
+    with PineconeServer() as server:
+        yield server
+
+
 def backend_settings(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     """Settings that open store ``name`` (skips a live one without its URL in the environment)."""
     collection = f"t{uuid.uuid4().hex[:12]}"
@@ -143,7 +167,16 @@ def backend_settings(name: str, tmp_path: Path, request: pytest.FixtureRequest) 
     if name in LIVE:
         url = os.environ.get(LIVE[name])
         if not url:
-            pytest.skip(f"live service: set {LIVE[name]} (and its _API_KEY) to run against it")
+            also = "" if LIVE[name].endswith("_API_KEY") else " (and its _API_KEY)"
+            pytest.skip(f"live service: set {LIVE[name]}{also} to run against it")
+        if name == "pinecone-live":  # a key, no URL: Pinecone's public API; its own index per test
+            return Settings(
+                **base,
+                index="pinecone",
+                index_api_key=url,
+                pinecone_cloud=os.environ.get("RAGSTREAM_TEST_PINECONE_CLOUD", "aws"),
+                pinecone_region=os.environ.get("RAGSTREAM_TEST_PINECONE_REGION", "us-east-1"),
+            )
         key = os.environ.get(LIVE[name].replace("_URL", "_API_KEY"))
         if name == "qdrant-live":
             return Settings(**base, index="qdrant", qdrant_url=url, qdrant_api_key=key)
@@ -177,6 +210,9 @@ def backend_settings(name: str, tmp_path: Path, request: pytest.FixtureRequest) 
             index_api_key="peer-key",
             weaviate_grpc_url=peer.grpc_address,
         )
+    if name == "pinecone-peer":
+        peer = request.getfixturevalue("pinecone_server")
+        return Settings(**base, index="pinecone", index_url=peer.url, index_api_key=peer.api_key)
     if name == "chroma-server":
         return Settings(**base, index="chroma", index_url=request.getfixturevalue("chroma_server"))
     return Settings(**base, index=name)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import backend, chroma_server, weaviate_peer  # noqa: F401  (fixtures: every store, servers)
+from backends import backend, chroma_server, pinecone_server, weaviate_peer  # noqa: F401  (fixtures: every store, servers, peers)
 
 from ragstream.api import Feedback, FeedbackResult, QueryResolver, build_app
 from ragstream.config import Settings

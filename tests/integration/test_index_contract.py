@@ -1,9 +1,25 @@
-"""The VectorIndex contract, checked against every store (see ``backends.py``)."""
+"""The VectorIndex contract, checked against every store (see ``backends.py``).
+
+A store that declares ``read_your_writes=False`` (Pinecone: eventually consistent reads, approximate
+statistics) is given time: each read that follows a write goes through :func:`eventually`, which
+reads once on every other store and, on such a store, reads again until the expected value shows up
+(or :data:`SETTLE_SECONDS` pass, and the assertion then fails on the last value read). How each
+check behaves on such a store:
+
+- ``count``/``versions`` after upserts and deletes: polled until they agree (Pinecone's statistics
+  and fetch-by-metadata catch up with the writes);
+- ``search`` after a write: ``load`` waits until the store counts every point it wrote, then searches
+  read it; a replaced text is polled for;
+- ``DimensionMismatch``, empty reads before the collection, filters: no wait (no write to see).
+"""
 
 from __future__ import annotations
 
 import math
 import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 from backends import Backend
@@ -12,6 +28,22 @@ from ragstream.errors import DimensionMismatch
 from ragstream.index import Capabilities, Point, SearchFilter, VectorIndex, chunk_metadata, point_id
 
 DIM = 16
+#: How long an eventually consistent store may take to show a write.
+SETTLE_SECONDS = 60.0
+
+T = TypeVar("T")
+
+
+def eventually(index: VectorIndex, read: Callable[[], T], expected: Any) -> T:
+    """``read()`` once when the store reads its writes; otherwise again until it gives ``expected``."""
+    value = read()
+    if index.capabilities.read_your_writes:
+        return value
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        value = read()
+    return value
 
 
 def unit(rng: random.Random) -> list[float]:
@@ -67,6 +99,7 @@ def load(index: VectorIndex) -> dict[str, list[Point]]:
     }
     for pts in written.values():
         assert index.upsert(pts) == len(pts)
+    eventually(index, index.count, 12)
     return written
 
 
@@ -95,7 +128,7 @@ def test_ensure_collection_is_idempotent_and_refuses_another_dimension(backend: 
     assert index.exists()
     index.upsert(points(LEAVE, "v1", 2))
     other = backend.open(index.collection)
-    assert other.exists() and other.count() == 2
+    assert other.exists() and eventually(other, other.count, 2) == 2
     with pytest.raises(DimensionMismatch, match=f"dimension {DIM}, the embedder gives {DIM * 2}"):
         other.ensure_collection(DIM * 2)
 
@@ -107,37 +140,42 @@ def test_upsert_is_idempotent_by_id_and_replaces(backend: Backend) -> None:
     index = backend.open()
     load(index)
     load(index)
-    assert index.count() == 12
+    assert eventually(index, index.count, 12) == 12
     changed = points(LEAVE, "v1", 1, text="rewritten {i}")
     index.upsert(changed)
-    assert index.count(LEAVE) == 4
-    hit = index.search(changed[0].vector, limit=1)[0]
-    assert hit.id == changed[0].id and hit.text == "rewritten 0"
+    assert eventually(index, lambda: index.count(LEAVE), 4) == 4
+
+    def nearest() -> tuple[str, str]:
+        hit = index.search(changed[0].vector, limit=1)[0]
+        return hit.id, hit.text
+
+    assert eventually(index, nearest, (changed[0].id, "rewritten 0")) == (changed[0].id, "rewritten 0")
 
 
 def test_delete_a_source_all_but_one_version_or_one_version(backend: Backend) -> None:
     index = backend.open()
     load(index)
     index.upsert(points(LEAVE, "v2", 2))
-    assert index.count(LEAVE) == 6 and index.count(LEAVE, "v2") == 2
+    assert eventually(index, lambda: index.count(LEAVE), 6) == 6 and index.count(LEAVE, "v2") == 2
     # a source except one version
     index.delete_source(LEAVE, keep_version="v2")
-    assert index.count(LEAVE) == 2 and index.count(LEAVE, "v2") == 2
+    assert eventually(index, lambda: index.count(LEAVE), 2) == 2 and index.count(LEAVE, "v2") == 2
     # one version only
     index.upsert(points(LEAVE, "v3", 3))
     index.delete_source(LEAVE, only_version="v2")
-    assert index.count(LEAVE) == 3 and index.count(LEAVE, "v3") == 3
+    assert eventually(index, lambda: index.count(LEAVE), 3) == 3 and index.count(LEAVE, "v3") == 3
     # the whole source; the others untouched
     index.delete_source(LEAVE)
-    assert index.count(LEAVE) == 0
-    assert index.count(REPORT) == 5 and index.count(OTHER) == 3 and index.count() == 8
+    assert eventually(index, lambda: index.count(LEAVE), 0) == 0
+    assert index.count(REPORT) == 5 and index.count(OTHER) == 3 and eventually(index, index.count, 8) == 8
 
 
 def test_versions_tally_every_source_and_version(backend: Backend) -> None:
     index = backend.open()
     load(index)
     index.upsert(points(LEAVE, "v2", 2))
-    assert index.versions() == {(LEAVE, "v1"): 4, (LEAVE, "v2"): 2, (REPORT, "v1"): 5, (OTHER, "v1"): 3}
+    expected = {(LEAVE, "v1"): 4, (LEAVE, "v2"): 2, (REPORT, "v1"): 5, (OTHER, "v1"): 3}
+    assert eventually(index, index.versions, expected) == expected
 
 
 # -- search ---------------------------------------------------------------------------------------------
@@ -205,6 +243,7 @@ def test_a_filtered_search_returns_limit_hits_whenever_enough_pass(backend: Back
     for p in far:
         p.vector = [-0.5, *unit(rng)[1:]]
     index.upsert(near + far)
+    eventually(index, index.count, 310)
     # WHEN searching only the far folder
     hits = index.search(query, limit=5, flt=SearchFilter(source_prefix="s3://docs/far/"))
     # THEN five far points come back (a post-filter of the nearest candidates would find none)
@@ -217,12 +256,13 @@ def test_reads_after_a_reopen_see_every_write(backend: Backend) -> None:
     index = backend.open()
     load(index)
     index.delete_source(OTHER)
+    eventually(index, lambda: index.count(OTHER), 0)
     collection = index.collection
     index.close()
     backend.opened.remove(index)
     reopened = backend.open(collection)
     assert reopened.exists()
-    assert reopened.count() == 9
+    assert eventually(reopened, reopened.count, 9) == 9
     assert reopened.versions() == {(LEAVE, "v1"): 4, (REPORT, "v1"): 5}
     target = points(REPORT, "v1", 5)[3]
     assert reopened.search(target.vector, limit=1)[0].id == target.id

@@ -143,6 +143,8 @@ def handler(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ModuleType]:
     """functions/ingest/app.py as Lambda loads it, with the test's counting embedder and index."""
+    if backend.name == "pinecone-live":
+        pytest.skip("these scenarios count points right after each event; live Pinecone reads lag its writes")
     monkeypatch.setenv("RAGSTREAM_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("RAGSTREAM_LEDGER_TABLE", TABLE)
     monkeypatch.setenv("RAGSTREAM_BUCKET", BUCKET)

@@ -13,6 +13,7 @@ CLIENTS = {
     "faiss": "index/faiss.py",
     "chromadb": "index/chroma.py",
     "pymilvus": "index/milvus.py",
+    "pinecone": "index/pinecone.py",
 }
 
 

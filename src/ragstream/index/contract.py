@@ -171,8 +171,23 @@ class Capabilities:
 
     #: ``count`` and ``versions`` are exact (else approximate: reconcile does not trust missing points,
     #: ingest does not re-count after a replace).
+    #:
+    #: Where the pipeline checks it, and how each check behaves on a store that declares both False
+    #: (Pinecone: eventually consistent reads, approximate statistics):
+    #:
+    #: - ``Pipeline.sync(repair=True)`` (reconcile) re-indexes an indexed document whose points the
+    #:   tally lacks only with ``exact_counts``: on Pinecone a lagging tally forces nothing; a stray
+    #:   version the tally does show is still deleted (a delete of what is gone is harmless).
+    #: - the commit of a replaced document re-counts its new version and writes it again when points
+    #:   vanished (a racing older run deleted them) only with ``exact_counts`` and
+    #:   ``read_your_writes``: on Pinecone the replace is written once (a lagging count would look
+    #:   like vanished points every time), so the rare race of an older run's commit deleting the
+    #:   newer version's points is not repaired there, and reconcile cannot see it either (its tally
+    #:   is approximate): those points come back when the document is written again.
+    #: - counts taken only for traces (points deleted) may be off on Pinecone; nothing depends on them.
     exact_counts: bool = True
-    #: An upsert or delete is visible to every read once it returns (else eventually consistent).
+    #: An upsert or delete is visible to every read once it returns (else eventually consistent; the
+    #: contract suite then polls its reads after writes, see ``tests/integration/test_index_contract.py``).
     read_your_writes: bool = True
     #: Metadata is stored flat (no lists, no nesting, no nulls): the layout is flattened for it.
     flat_metadata: bool = False

@@ -25,6 +25,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "chroma": ("chroma", "chroma"),
     "milvus": ("milvus", "milvus"),
     "weaviate": ("weaviate", "weaviate"),
+    "pinecone": ("pinecone", "pinecone"),
 }
 
 
