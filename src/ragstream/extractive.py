@@ -1,0 +1,256 @@
+"""The offline answer: the retrieved chunks' sentences that hold the question's key terms, or none.
+
+No language model reads the sources here, so the answerer cannot know that a sentence *answers* a
+question; it can know that a sentence is *about* it. A sentence is a candidate only when the
+question's key terms are in it or in its document context (the chunk's section heading, the heading
+in force within the chunk, the document's name):
+
+- **numbers and codes** (years, quantities, ``X200``, ``Q3``): in the sentence or the context;
+- **names** (capitalised words, acronyms): there, or anywhere in the sentence's chunk (a chunk about
+  "Roberts" says "he");
+- **content words** (stop words and answer-type words such as "how long", "size" left out): at least
+  :data:`MIN_COVERAGE` of them in the sentence or the context.
+
+Words match after light normalisation: lower case, thousands separators dropped, ``Q3`` read as
+"third quarter", a light suffix stemmer, and a shared prefix of five letters or more. Candidates are
+ranked lexically; only the best few are embedded and compared with the question (one small batch),
+and the best must clear ``min_answer_score``. Otherwise the answer is the no-answer sentence.
+
+The thresholds were chosen on the ``calibrate`` half of ``bench/data/abstention`` and measured on
+the other half (``bench/abstention.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .model import SearchHit
+from .untrusted import is_instruction, neutralise
+
+__all__ = ["MAX_SENTENCES", "Support", "key_terms", "segments", "supporting_sentences"]
+
+#: Sentences shorter than this are not candidates (fragments answer nothing).
+MIN_SENTENCE_WORDS = 4
+#: At most this many sentences in an answer, each within :data:`SENTENCE_MARGIN` of the best one.
+MAX_SENTENCES = 3
+SENTENCE_MARGIN = 0.12
+#: The share of the question's content words a candidate and its context must hold (calibrated).
+MIN_COVERAGE = 0.75
+#: Candidates embedded and compared with the question, best lexical first.
+EMBED_CANDIDATES = 6
+#: A sentence is quoted up to this many characters.
+SENTENCE_CHARS = 600
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*(?:[-.,:/][^\W_]+)*", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^\sa-z])")
+_QUARTER = re.compile(r"\b[Qq]([1-4])\b")
+_HALF = re.compile(r"\b[Hh]([12])\b")
+_ORDINAL = {"1": "first", "2": "second", "3": "third", "4": "fourth"}
+_TERMINAL = (".", "!", "?", ":", ";", '"', "'", ")", "”")
+
+
+def _wordlist(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+STOP_WORDS = _wordlist(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had has
+    have having he her here hers herself him himself his how i if in into is it its itself just me more
+    most my myself no nor not now of off on once only or other our ours ourselves out over own same she
+    should so some such than that the their theirs them themselves then there these they this those
+    through to too under until up very was we were what when where which while who whom whose why will
+    with would you your yours yourself yourselves s t get gets got make made give given take taken
+    tell say said please also"""
+)
+#: Words that name the kind of answer wanted, not a fact the source must repeat.
+ANSWER_WORDS = _wordlist(
+    """many much long large big small size often old far high tall wide deep heavy soon quickly
+    kind type sort number amount quantity total value figure percentage percent share name named
+    called date time year day place way reason happen happened happens exactly approximately roughly
+    usually currently"""
+)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """A question's key terms, stemmed: numbers and codes, names, and other content words."""
+
+    numbers: tuple[str, ...]
+    names: tuple[str, ...]
+    words: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.numbers or self.names or self.words)
+
+
+@dataclass(frozen=True)
+class Support:
+    """A sentence picked to answer: which hit it comes from, the sentence, and its similarity."""
+
+    hit: int
+    sentence: str
+    score: float
+
+
+def normalise(text: str) -> str:
+    """``Q3`` as "third quarter", ``H1`` as "first half"."""
+    text = _QUARTER.sub(lambda m: f"{_ORDINAL[m.group(1)]} quarter", text)
+    return _HALF.sub(lambda m: f"{_ORDINAL[m.group(1)]} half", text)
+
+
+def stem(word: str) -> str:
+    """A light English stemmer: enough for "deliveries"/"delivered", "employs"/"employed"."""
+    w = word.lower().replace("’", "'")
+    w = w.removesuffix("'s").removesuffix("'").replace(",", "") if w[:1].isdigit() else w.removesuffix("'s")
+    if not w.isalpha() or len(w) <= 3:
+        return w
+    for suffix, repl, keep in (
+        ("ies", "y", 3),
+        ("sses", "ss", 2),
+        ("ness", "", 4),
+        ("ingly", "", 4),
+        ("edly", "", 4),
+        ("ing", "", 4),
+        ("ied", "y", 3),
+        ("ed", "", 4),
+        ("ly", "", 4),
+        ("es", "", 4),
+        ("s", "", 3),
+    ):
+        if w.endswith(suffix) and len(w) - len(suffix) >= keep and not (suffix == "s" and w.endswith("ss")):
+            return w[: len(w) - len(suffix)] + repl
+    return w
+
+
+def _stems(text: str) -> set[str]:
+    return {stem(m.group()) for m in _WORD.finditer(normalise(text))}
+
+
+def key_terms(question: str) -> Terms:
+    """The terms of ``question`` a supporting sentence must hold (see the module's docstring)."""
+    numbers: list[str] = []
+    names: list[str] = []
+    words: list[str] = []
+    for i, match in enumerate(_WORD.finditer(normalise(question))):
+        token = match.group()
+        low = token.lower().removesuffix("'s").removesuffix("’s")
+        if low in STOP_WORDS or low in ANSWER_WORDS:
+            continue
+        term = stem(token)
+        if any(c.isdigit() for c in token):
+            numbers.append(term)
+        elif (token[:1].isupper() and i > 0) or (len(token) > 1 and token.isupper()):
+            names.append(term)
+        elif len(low) > 1:
+            words.append(term)
+    return Terms(*(tuple(dict.fromkeys(group)) for group in (numbers, names, words)))
+
+
+def _holds(term: str, stems: set[str]) -> bool:
+    """``term`` is among ``stems``, or shares with one a prefix of at least five letters."""
+    if term in stems:
+        return True
+    if len(term) < 5 or not term.isalpha():
+        return False
+    return any(len(s) >= 5 and (s.startswith(term) or term.startswith(s)) for s in stems)
+
+
+def coverage(terms: Terms, sentence: set[str], context: set[str], chunk: set[str]) -> float:
+    """The share of content words held, or -1 when a number or a name is missing."""
+    near = sentence | context
+    if not all(_holds(t, near) for t in terms.numbers):
+        return -1.0
+    if not all(_holds(t, near) or _holds(t, chunk) for t in terms.names):
+        return -1.0
+    if not terms.words:
+        return 1.0
+    return sum(_holds(t, near) for t in terms.words) / len(terms.words)
+
+
+def segments(text: str) -> list[tuple[str, bool]]:
+    """The sentences of a chunk, each with whether it is a heading (a line of its own, short, with no
+    closing punctuation). A line that starts in lower case continues the one before (PDF text breaks
+    lines inside sentences)."""
+    blocks: list[list[str]] = []
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if not line:
+            continue
+        if blocks and line[:1].islower():
+            blocks[-1].append(line)
+        else:
+            blocks.append([line])
+    out: list[tuple[str, bool]] = []
+    for block in blocks:
+        joined = " ".join(block)
+        if len(block) == 1 and not joined.endswith(_TERMINAL) and len(joined.split()) <= 14:
+            out.append((joined, True))
+            continue
+        out += [(s, False) for s in _SENTENCE_END.split(joined) if s]
+    return out
+
+
+def document_name(source: str) -> str:
+    """A source's file name without extension and separators: ``acme-q3-2024.md`` -> ``acme q3 2024``."""
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    if "." in name.strip("."):
+        name = name.rsplit(".", 1)[0]
+    return re.sub(r"[_\-.+]+|%20", " ", name)
+
+
+def supporting_sentences(
+    question: str,
+    qvec: Sequence[float],
+    hits: Sequence[SearchHit],
+    embed: Callable[[list[str]], list[list[float]]],
+    *,
+    min_score: float,
+    exclude: Callable[[str], bool] = lambda _: False,
+) -> list[Support]:
+    """The sentences of ``hits`` that support an answer to ``question``, best first; empty when none
+    holds its key terms or none is similar enough (``min_score``). ``embed`` embeds the few best
+    candidates; ``exclude`` drops sentences never to be quoted."""
+    terms = key_terms(question)
+    if not terms:
+        return []
+    scored: list[tuple[float, int, int, str]] = []  # (coverage, -position, hit, sentence)
+    position = 0
+    for i, hit in enumerate(hits):
+        chunk = _stems(hit.text)
+        base = _stems(document_name(hit.source)) | _stems(hit.title or "")
+        heading: set[str] = set()
+        for sentence, is_heading in segments(hit.text):
+            position += 1
+            if is_heading:
+                heading = _stems(sentence)
+                continue
+            if len(sentence.split()) < MIN_SENTENCE_WORDS or is_instruction(sentence) or exclude(sentence):
+                continue
+            share = coverage(terms, _stems(sentence), base | heading, chunk)
+            if share >= MIN_COVERAGE:
+                scored.append((share, -position, i, neutralise(sentence[:SENTENCE_CHARS])))
+    if not scored:
+        return []
+    scored.sort(reverse=True)
+    unique: list[tuple[int, str]] = []
+    for _, _, i, sentence in scored:
+        if all(sentence != s for _, s in unique):
+            unique.append((i, sentence))
+        if len(unique) == EMBED_CANDIDATES:
+            break
+    import numpy as np
+
+    vectors = np.asarray(embed([s for _, s in unique]), dtype=np.float32)
+    q = np.asarray(qvec, dtype=np.float32)
+    sims = vectors @ q / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q) + 1e-9)
+    order = [int(j) for j in np.argsort(-sims, kind="stable")]
+    best = float(sims[order[0]])
+    if best < min_score:
+        return []
+    floor = max(min_score, best - SENTENCE_MARGIN)
+    return [Support(unique[j][0], unique[j][1], float(sims[j])) for j in order if sims[j] >= floor][
+        :MAX_SENTENCES
+    ]
