@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -40,6 +41,11 @@ def load_questions(split: str) -> list[dict[str, Any]]:
     """The questions of one split (or all), each with ``answer`` (None: unanswerable) and ``doc``."""
     rows = [json.loads(line) for line in (DATA / "questions.jsonl").read_text().splitlines() if line]
     return [r for r in rows if split == "all" or r["split"] == split]
+
+
+def _accepted(answer: str | list[str] | None) -> list[str]:
+    """The strings any one of which makes an answer correct (none for an unanswerable question)."""
+    return [] if answer is None else [answer] if isinstance(answer, str) else answer
 
 
 def _normal(text: str) -> str:
@@ -66,6 +72,53 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def ask_all(retriever: Any, questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ask every question through ``retriever``; one row per question with its verdict and time."""
+    rows = []
+    for q in questions:
+        started = time.perf_counter()
+        answer = retriever.ask(q["question"])
+        seconds = time.perf_counter() - started
+        cites_doc = any(c.source.endswith("/" + q["doc"]) for c in answer.citations)
+        holds = any(_normal(a) in _normal(answer.answer) for a in _accepted(q["answer"]))
+        rows.append(
+            {
+                "id": q["id"],
+                "split": q["split"],
+                "question": q["question"],
+                "expected": q["answer"],
+                "grounded": answer.grounded,
+                "correct": bool(answer.grounded and holds and cites_doc),
+                "answer": answer.answer,
+                "seconds": seconds,
+            }
+        )
+    return rows
+
+
+def sweep(retriever: Any, questions: list[dict[str, Any]], coverages: list[float]) -> None:
+    """Abstention and answers for each share of key terms required, and similarity floor; by
+    balanced accuracy (mean of correct and abstained), best last."""
+    from ragstream import extractive
+
+    configured = (extractive.MIN_COVERAGE, retriever.settings.min_answer_score)
+    results = []
+    try:
+        for coverage in coverages:
+            for floor in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45):
+                extractive.MIN_COVERAGE = coverage
+                retriever.settings.min_answer_score = floor
+                s = score(ask_all(retriever, questions))
+                balanced = round((s["correct"] + s["abstained"]) / 2, 3)
+                results.append(
+                    {"min_coverage": coverage, "min_answer_score": floor, **s, "balanced": balanced}
+                )
+    finally:
+        extractive.MIN_COVERAGE, retriever.settings.min_answer_score = configured
+    results.sort(key=lambda r: (r["balanced"], r["correct"]))
+    print(table(results, f"sweep over {len(questions)} questions"))
+
+
 def main(argv: list[str] | None = None) -> int:
     from ragstream.config import get_settings
     from ragstream.ingest import Pipeline
@@ -77,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=None, help="default: a fresh temporary folder")
     parser.add_argument("--split", choices=("calibrate", "test", "all"), default="all")
     parser.add_argument("--show", action="store_true", help="print every question with its answer")
+    parser.add_argument(
+        "--sweep",
+        default=None,
+        help="calibration: shares of key terms to try, e.g. 0.6,0.75,0.8,1 (with similarity floors 0.2-0.45)",
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="ragstream-abstention-") as tmp:
@@ -102,25 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for q in questions[:3]:  # warm: the ONNX session, the tokenizer, numpy, the store's caches
                 retriever.ask(q["question"])
-            rows = []
-            for q in questions:
-                started = time.perf_counter()
-                answer = retriever.ask(q["question"])
-                seconds = time.perf_counter() - started
-                cites_doc = any(c.source.endswith("/" + q["doc"]) for c in answer.citations)
-                holds = q["answer"] is not None and _normal(q["answer"]) in _normal(answer.answer)
-                rows.append(
-                    {
-                        "id": q["id"],
-                        "split": q["split"],
-                        "question": q["question"],
-                        "expected": q["answer"],
-                        "grounded": answer.grounded,
-                        "correct": bool(answer.grounded and holds and cites_doc),
-                        "answer": answer.answer,
-                        "seconds": seconds,
-                    }
-                )
+            if args.sweep:
+                sweep(retriever, questions, [float(x) for x in args.sweep.split(",")])
+                return 0
+            rows = ask_all(retriever, questions)
         finally:
             retriever.index.close()
 
@@ -139,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(table_rows) > 1:
         table_rows.append({"split": "all", **score(rows)})
     print(table(table_rows, f"offline answerer: abstention and answers ({len(rows)} questions)"))
+    load = os.getloadavg()[0]
+    print(f"load average while measuring: {load:.1f} on {os.cpu_count()} cores (latency is wall time)")
     print(f"results: {save('abstention', {'splits': table_rows, 'questions': rows})}")
     return 0
 

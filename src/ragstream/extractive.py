@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .model import SearchHit
 from .untrusted import is_instruction, neutralise
@@ -37,17 +38,58 @@ MIN_SENTENCE_WORDS = 4
 MAX_SENTENCES = 3
 SENTENCE_MARGIN = 0.12
 #: The share of the question's content words a candidate and its context must hold (calibrated).
-MIN_COVERAGE = 0.75
+MIN_COVERAGE = 0.8
 #: Candidates embedded and compared with the question, best lexical first.
-EMBED_CANDIDATES = 6
+EMBED_CANDIDATES = 3
 #: A sentence is quoted up to this many characters.
 SENTENCE_CHARS = 600
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*(?:[-.,:/][^\W_]+)*", re.UNICODE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^\sa-z])")
-_QUARTER = re.compile(r"\b[Qq]([1-4])\b")
-_HALF = re.compile(r"\b[Hh]([12])\b")
-_ORDINAL = {"1": "first", "2": "second", "3": "third", "4": "fourth"}
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)]))\s+(?=[^\sa-z])")
+_REFERENCE = re.compile(r"\[\d{1,3}\]")  # a footnote marker: [7]
+_QUARTER = re.compile(
+    r"\b(first|second|third|fourth|1st|2nd|3rd|4th)\s+(?:fiscal\s+|financial\s+)?(quarter|half)\b", re.I
+)
+_ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
+#: Past forms of common irregular verbs, read as their base form.
+_IRREGULAR = {
+    past: base
+    for base, forms in {
+        "win": "won",
+        "begin": "began begun",
+        "spend": "spent",
+        "sell": "sold",
+        "buy": "bought",
+        "pay": "paid",
+        "grow": "grew grown",
+        "fall": "fell fallen",
+        "rise": "rose risen",
+        "hold": "held",
+        "write": "wrote written",
+        "lead": "led",
+        "meet": "met",
+        "send": "sent",
+        "build": "built",
+        "bring": "brought",
+        "choose": "chose chosen",
+        "become": "became",
+        "leave": "left",
+        "lose": "lost",
+        "know": "knew known",
+        "run": "ran",
+        "teach": "taught",
+        "think": "thought",
+        "see": "saw seen",
+        "speak": "spoke spoken",
+        "drive": "drove driven",
+        "fly": "flew flown",
+        "break": "broke broken",
+        "shut": "shut",
+        "cost": "cost",
+        "set": "set",
+    }.items()
+    for past in forms.split()
+}
 _TERMINAL = (".", "!", "?", ":", ";", '"', "'", ")", "”")
 
 
@@ -63,7 +105,7 @@ STOP_WORDS = _wordlist(
     should so some such than that the their theirs them themselves then there these they this those
     through to too under until up very was we were what when where which while who whom whose why will
     with would you your yours yourself yourselves s t get gets got make made give given take taken
-    tell say said please also"""
+    tell say said please also come comes came go goes went put puts let keep keeps"""
 )
 #: Words that name the kind of answer wanted, not a fact the source must repeat.
 ANSWER_WORDS = _wordlist(
@@ -76,14 +118,17 @@ ANSWER_WORDS = _wordlist(
 
 @dataclass(frozen=True)
 class Terms:
-    """A question's key terms, stemmed: numbers and codes, names, and other content words."""
+    """A question's key terms, stemmed: numbers and codes, names (runs of capitalised words), other
+    content words, and the word a "which"/"what" asks about (it counts only where a sentence has it:
+    "which colours" is answered by "black and steel")."""
 
     numbers: tuple[str, ...]
-    names: tuple[str, ...]
+    names: tuple[tuple[str, ...], ...]
     words: tuple[str, ...]
+    asked: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.numbers or self.names or self.words)
+        return bool(self.numbers or self.names or self.words or self.asked)
 
 
 @dataclass(frozen=True)
@@ -96,15 +141,17 @@ class Support:
 
 
 def normalise(text: str) -> str:
-    """``Q3`` as "third quarter", ``H1`` as "first half"."""
-    text = _QUARTER.sub(lambda m: f"{_ORDINAL[m.group(1)]} quarter", text)
-    return _HALF.sub(lambda m: f"{_ORDINAL[m.group(1)]} half", text)
+    """ "third quarter" as ``Q3``, "first half" as ``H1``: one term, compared like a number."""
+    return _QUARTER.sub(lambda m: f"{m.group(2)[0].upper()}{_ORDINAL[m.group(1).lower()]}", text)
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light English stemmer: enough for "deliveries"/"delivered", "employs"/"employed"."""
+    """A light English stemmer: enough for "deliveries"/"delivered", "employs"/"employed", "won"/"win"."""
     w = word.lower().replace("’", "'")
     w = w.removesuffix("'s").removesuffix("'").replace(",", "") if w[:1].isdigit() else w.removesuffix("'s")
+    if w in _IRREGULAR:
+        return _IRREGULAR[w]
     if not w.isalpha() or len(w) <= 3:
         return w
     for suffix, repl, keep in (
@@ -132,21 +179,36 @@ def _stems(text: str) -> set[str]:
 def key_terms(question: str) -> Terms:
     """The terms of ``question`` a supporting sentence must hold (see the module's docstring)."""
     numbers: list[str] = []
-    names: list[str] = []
+    names: list[list[str]] = []
     words: list[str] = []
+    asked: list[str] = []
+    previous, in_name = "", False
     for i, match in enumerate(_WORD.finditer(normalise(question))):
         token = match.group()
         low = token.lower().removesuffix("'s").removesuffix("’s")
+        after, previous = previous, low
         if low in STOP_WORDS or low in ANSWER_WORDS:
+            in_name = False
             continue
         term = stem(token)
         if any(c.isdigit() for c in token):
             numbers.append(term)
+            in_name = False
         elif (token[:1].isupper() and i > 0) or (len(token) > 1 and token.isupper()):
-            names.append(term)
+            if in_name:
+                names[-1].append(term)
+            else:
+                names.append([term])
+            in_name = True
         elif len(low) > 1:
-            words.append(term)
-    return Terms(*(tuple(dict.fromkeys(group)) for group in (numbers, names, words)))
+            (asked if after in ("which", "what") else words).append(term)
+            in_name = False
+    return Terms(
+        tuple(dict.fromkeys(numbers)),
+        tuple(tuple(dict.fromkeys(n)) for n in names),
+        tuple(dict.fromkeys(words)),
+        tuple(dict.fromkeys(asked)),
+    )
 
 
 def _holds(term: str, stems: set[str]) -> bool:
@@ -158,16 +220,18 @@ def _holds(term: str, stems: set[str]) -> bool:
     return any(len(s) >= 5 and (s.startswith(term) or term.startswith(s)) for s in stems)
 
 
-def coverage(terms: Terms, sentence: set[str], context: set[str], chunk: set[str]) -> float:
+def coverage(terms: Terms, sentence: set[str], context: set[str], document: set[str]) -> float:
     """The share of content words held, or -1 when a number or a name is missing."""
     near = sentence | context
     if not all(_holds(t, near) for t in terms.numbers):
         return -1.0
-    if not all(_holds(t, near) or _holds(t, chunk) for t in terms.names):
-        return -1.0
-    if not terms.words:
+    for name in terms.names:  # "Iwan Roberts": the sentence may say "he", the document names him
+        if not all(_holds(t, near) or _holds(t, document) for t in name):
+            return -1.0
+    asked = sum(_holds(t, near) for t in terms.asked)
+    if not terms.words and not asked:
         return 1.0
-    return sum(_holds(t, near) for t in terms.words) / len(terms.words)
+    return (sum(_holds(t, near) for t in terms.words) + asked) / (len(terms.words) + asked)
 
 
 def segments(text: str) -> list[tuple[str, bool]]:
@@ -175,11 +239,11 @@ def segments(text: str) -> list[tuple[str, bool]]:
     closing punctuation). A line that starts in lower case continues the one before (PDF text breaks
     lines inside sentences)."""
     blocks: list[list[str]] = []
-    for line in text.splitlines():
+    for line in _REFERENCE.sub("", text).splitlines():
         line = " ".join(line.split())
         if not line:
             continue
-        if blocks and line[:1].islower():
+        if blocks and _continues(blocks[-1][-1], line):
             blocks[-1].append(line)
         else:
             blocks.append([line])
@@ -191,6 +255,16 @@ def segments(text: str) -> list[tuple[str, bool]]:
             continue
         out += [(s, False) for s in _SENTENCE_END.split(joined) if s]
     return out
+
+
+def _continues(previous: str, line: str) -> bool:
+    """Whether ``line`` goes on with the sentence ``previous`` left open."""
+    if line[:1].islower():
+        return True
+    if previous.endswith(_TERMINAL):
+        return False
+    last = previous.rsplit(" ", 1)[-1]
+    return last.lower() in STOP_WORDS or (line[:1].isdigit() and last[-1:].islower())
 
 
 def document_name(source: str) -> str:
@@ -218,8 +292,11 @@ def supporting_sentences(
         return []
     scored: list[tuple[float, int, int, str]] = []  # (coverage, -position, hit, sentence)
     position = 0
+    documents: dict[str, set[str]] = {}  # what the hits of one document say: where names are looked up
+    for hit in hits:
+        documents.setdefault(hit.source, _stems(document_name(hit.source))).update(_stems(hit.text))
     for i, hit in enumerate(hits):
-        chunk = _stems(hit.text)
+        chunk = documents[hit.source]
         base = _stems(document_name(hit.source)) | _stems(hit.title or "")
         heading: set[str] = set()
         for sentence, is_heading in segments(hit.text):
@@ -227,10 +304,10 @@ def supporting_sentences(
             if is_heading:
                 heading = _stems(sentence)
                 continue
-            if len(sentence.split()) < MIN_SENTENCE_WORDS or is_instruction(sentence) or exclude(sentence):
+            if len(sentence.split()) < MIN_SENTENCE_WORDS:
                 continue
             share = coverage(terms, _stems(sentence), base | heading, chunk)
-            if share >= MIN_COVERAGE:
+            if share >= MIN_COVERAGE and not is_instruction(sentence) and not exclude(sentence):
                 scored.append((share, -position, i, neutralise(sentence[:SENTENCE_CHARS])))
     if not scored:
         return []
