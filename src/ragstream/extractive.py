@@ -45,8 +45,11 @@ EMBED_CANDIDATES = 3
 SENTENCE_CHARS = 600
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*(?:[-.,:/][^\W_]+)*", re.UNICODE)
-_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)]))\s+(?=[^\sa-z])")
-_REFERENCE = re.compile(r"\[\d{1,3}\]")  # a footnote marker: [7]
+#: A sentence ends at . ! or ?, maybe closed by a quote or a footnote marker ([7]), before a space
+#: and something that is not lower case.
+_SENTENCE_END = re.compile(
+    r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)])|(?<=[.!?]\[\d\])|(?<=[.!?]\[\d\d\])|(?<=[.!?]\[\d\d\d\]))\s+(?=[^\sa-z])"
+)
 _QUARTER = re.compile(
     r"\b(first|second|third|fourth|1st|2nd|3rd|4th)\s+(?:fiscal\s+|financial\s+)?(quarter|half)\b", re.I
 )
@@ -239,7 +242,7 @@ def segments(text: str) -> list[tuple[str, bool]]:
     closing punctuation). A line that starts in lower case continues the one before (PDF text breaks
     lines inside sentences)."""
     blocks: list[list[str]] = []
-    for line in _REFERENCE.sub("", text).splitlines():
+    for line in text.splitlines():
         line = " ".join(line.split())
         if not line:
             continue
