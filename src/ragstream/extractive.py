@@ -152,13 +152,15 @@ def normalise(text: str) -> str:
 def stem(word: str) -> str:
     """A light English stemmer: enough for "deliveries"/"delivered", "employs"/"employed", "won"/"win"."""
     w = word.lower().replace("’", "'")
-    w = w.removesuffix("'s").removesuffix("'").replace(",", "") if w[:1].isdigit() else w.removesuffix("'s")
+    w = w.removesuffix("'s").rstrip("'")
+    if w[:1].isdigit():
+        w = w.replace(",", "")  # 1,240 as 1240
     if w in _IRREGULAR:
         return _IRREGULAR[w]
     if not w.isalpha() or len(w) <= 3:
         return w
     for suffix, repl, keep in (
-        ("ies", "y", 3),
+        ("ies", "y", 2),
         ("sses", "ss", 2),
         ("ness", "", 4),
         ("ingly", "", 4),
