@@ -161,19 +161,23 @@ def stem(word: str) -> str:
         return w
     for suffix, repl, keep in (
         ("ies", "y", 2),
+        ("ied", "y", 2),
         ("sses", "ss", 2),
-        ("ness", "", 4),
-        ("ingly", "", 4),
-        ("edly", "", 4),
         ("ing", "", 4),
-        ("ied", "y", 3),
-        ("ed", "", 4),
-        ("ly", "", 4),
-        ("es", "", 4),
+        ("ed", "", 3),
+        ("es", "", 3),
         ("s", "", 3),
     ):
-        if w.endswith(suffix) and len(w) - len(suffix) >= keep and not (suffix == "s" and w.endswith("ss")):
-            return w[: len(w) - len(suffix)] + repl
+        if not w.endswith(suffix) or len(w) - len(suffix) < keep:
+            continue
+        if (suffix == "ed" and w.endswith("eed")) or (suffix == "s" and w.endswith(("ss", "us", "is"))):
+            break  # "speed", "status", "basis": not an inflection
+        if suffix == "es" and not w.endswith(("ses", "xes", "zes", "ches", "shes")):
+            continue  # "serves": the "s" alone
+        w = w[: len(w) - len(suffix)] + repl
+        break
+    if len(w) >= 5 and w.endswith("e") and not w.endswith("ee"):
+        w = w[:-1]  # "serve", "serves", "served" and "serving" meet at "serv"
     return w
 
 
