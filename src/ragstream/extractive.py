@@ -5,19 +5,22 @@ question; it can know that a sentence is *about* it. A sentence is a candidate o
 question's key terms are in it or in its document context (the chunk's section heading, the heading
 in force within the chunk, the document's name):
 
-- **numbers and codes** (years, quantities, ``X200``, ``Q3``): in the sentence or the context;
-- **names** (capitalised words, acronyms): there, or anywhere in the sentence's chunk (a chunk about
-  "Roberts" says "he");
+- **numbers and codes** (years, quantities, ``X200``, ``Q3``): all, in the sentence or the context;
+- **names** (capitalised words, acronyms): all, there or in the text of the hits of the sentence's
+  document (a sentence about "Roberts" may say "he");
 - **content words** (stop words and answer-type words such as "how long", "size" left out): at least
-  :data:`MIN_COVERAGE` of them in the sentence or the context.
+  :data:`MIN_COVERAGE` of them in the sentence or the context; the word a "which"/"what" asks about
+  ("which colours") counts only where it is held.
 
-Words match after light normalisation: lower case, thousands separators dropped, ``Q3`` read as
-"third quarter", a light suffix stemmer, and a shared prefix of five letters or more. Candidates are
-ranked lexically; only the best few are embedded and compared with the question (one small batch),
-and the best must clear ``min_answer_score``. Otherwise the answer is the no-answer sentence.
+Words match after light normalisation: lower case, thousands separators dropped, "third quarter"
+read as ``Q3``, a light suffix stemmer with the past forms of common irregular verbs, and a shared
+prefix of five letters or more. Candidates are ranked by the share of key terms they hold; only the
+best :data:`EMBED_CANDIDATES` are embedded and compared with the question (one small batch), and
+the best must clear ``min_answer_score``. Otherwise there is no answer.
 
-The thresholds were chosen on the ``calibrate`` half of ``bench/data/abstention`` and measured on
-the other half (``bench/abstention.py``).
+Nothing here checks that a sentence answers the question: an answer is quoted *on topic*, which is
+what ``Answer.grounding == "key_terms"`` says. The thresholds were chosen on the ``calibrate`` half
+of ``bench/data/abstention`` and measured on the other half (``bench/abstention.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,20 @@ from functools import lru_cache
 from .model import SearchHit
 from .untrusted import is_instruction, neutralise
 
-__all__ = ["MAX_SENTENCES", "Support", "key_terms", "segments", "supporting_sentences"]
+__all__ = [
+    "EMBED_CANDIDATES",
+    "MAX_SENTENCES",
+    "MIN_COVERAGE",
+    "MIN_SENTENCE_WORDS",
+    "Support",
+    "Terms",
+    "coverage",
+    "key_terms",
+    "normalise",
+    "segments",
+    "stem",
+    "supporting_sentences",
+]
 
 #: Sentences shorter than this are not candidates (fragments answer nothing).
 MIN_SENTENCE_WORDS = 4
