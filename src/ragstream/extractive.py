@@ -226,7 +226,8 @@ def key_terms(question: str) -> Terms:
                 names.append([term])
             in_name = True
         elif len(low) > 1:
-            (asked if after in ("which", "what") else words).append(term)
+            asks = after in ("which", "what") and not low.endswith("ed")  # not "what caused"
+            (asked if asks else words).append(term)
             in_name = False
     return Terms(
         tuple(dict.fromkeys(numbers)),
@@ -246,7 +247,11 @@ def _holds(term: str, stems: set[str]) -> bool:
 
 
 def coverage(terms: Terms, sentence: set[str], context: set[str], document: set[str]) -> float:
-    """The share of content words held, or -1 when a number or a name is missing."""
+    """The share of content words held, or -1 when a number or a name is missing, or when the
+    sentence itself holds none of the question's words (its context alone is not about the question)."""
+    own = terms.words + terms.asked or terms.numbers + tuple(t for name in terms.names for t in name)
+    if own and not any(_holds(t, sentence) for t in own):
+        return -1.0
     near = sentence | context
     if not all(_holds(t, near) for t in terms.numbers):
         return -1.0
@@ -315,7 +320,8 @@ def supporting_sentences(
     terms = key_terms(question)
     if not terms:
         return []
-    scored: list[tuple[float, int, int, str]] = []  # (coverage, -position, hit, sentence)
+    every = (*terms.numbers, *(t for name in terms.names for t in name), *terms.words, *terms.asked)
+    scored: list[tuple[float, float, int, int, str]] = []  # (coverage, own share, -position, hit, sentence)
     position = 0
     documents: dict[str, set[str]] = {}  # what the hits of one document say: where names are looked up
     for hit in hits:
@@ -331,14 +337,16 @@ def supporting_sentences(
                 continue
             if len(sentence.split()) < MIN_SENTENCE_WORDS:
                 continue
-            share = coverage(terms, _stems(sentence), base | heading, chunk)
+            stems = _stems(sentence)
+            share = coverage(terms, stems, base | heading, chunk)
             if share >= MIN_COVERAGE and not is_instruction(sentence) and not exclude(sentence):
-                scored.append((share, -position, i, neutralise(sentence[:SENTENCE_CHARS])))
+                own = sum(_holds(t, stems) for t in every) / len(every)  # ties: the sentence's own terms
+                scored.append((share, own, -position, i, neutralise(sentence[:SENTENCE_CHARS])))
     if not scored:
         return []
     scored.sort(reverse=True)
     unique: list[tuple[int, str]] = []
-    for _, _, i, sentence in scored:
+    for _, _, _, i, sentence in scored:
         if all(sentence != s for _, s in unique):
             unique.append((i, sentence))
         if len(unique) == EMBED_CANDIDATES:

@@ -58,3 +58,12 @@ def test_coverage_needs_every_number_and_name_and_most_words() -> None:
     assert coverage(terms, sentence, set(), set()) == -1.0
     # one content word of three missing
     assert coverage(terms, sentence - {"oat"}, set(), {"borealis"}) == 2 / 3
+
+
+def test_a_sentence_must_hold_a_word_of_the_question_itself() -> None:
+    """The document's name alone does not make each of its sentences about the question."""
+    terms = key_terms("What caused the ledger outage?")
+    assert terms.words == ("caus", "ledger", "outag") and terms.asked == ()  # "what caused": a verb
+    context = {"postmortem", "ledger", "outag"}  # postmortem-ledger-outage.txt
+    assert coverage(terms, {"write", "succeed", "again"}, context, set()) == -1.0
+    assert coverage(terms, {"deploy", "identify", "caus"}, context, set()) == 1.0
