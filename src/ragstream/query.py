@@ -14,7 +14,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from .index import Hit, SearchFilter, VectorIndex
-from .model import EXTRACTIVE, Answer, Citation, SearchHit
+from .model import Answer, Citation, SearchHit
 from .tracing import NO_SPAN, NOOP, ResolvedPrompt, Span, Tracer, to_template
 from .untrusted import neutralise
 
@@ -251,7 +251,7 @@ class Retriever:
 
     @property
     def _model_name(self) -> str:
-        return self.settings.chat_model if self.chat is not None else EXTRACTIVE
+        return self.settings.chat_model if self.chat is not None else "extractive"
 
     def _generate(self, question: str, hits: list[SearchHit], trace: Span = NO_SPAN) -> Answer:
         from .embeddings import translate_openai_error
@@ -310,7 +310,9 @@ class Retriever:
             exclude=lambda sentence: no_answer in sentence.lower(),
         )
         if not picked:
-            return Answer(question=question, answer=NO_ANSWER, citations=[], grounded=False, model=EXTRACTIVE)
+            return Answer(
+                question=question, answer=NO_ANSWER, citations=[], grounded=False, model="extractive"
+            )
         numbering: dict[int, int] = {}
         quoted: dict[int, str] = {}  # the snippet of a citation is the sentence it supports
         parts = []
@@ -320,7 +322,7 @@ class Retriever:
             parts.append(f"{support.sentence} [{n}]")
         citations = [_citation(n, hits[i], quoted[i]) for i, n in numbering.items()]
         return Answer(
-            question=question, answer=" ".join(parts), citations=citations, grounded=True, model=EXTRACTIVE
+            question=question, answer=" ".join(parts), citations=citations, grounded=True, model="extractive"
         )
 
 
