@@ -115,10 +115,7 @@ class Settings(BaseSettings):
         default=0.35,
         ge=0,
         le=1,
-        description=(
-            "Extractive answers: a sentence that holds the question's key terms must also be at least "
-            "this similar to the question (cosine), or the sources are taken not to answer."
-        ),
+        description="Extractive answers: below this similarity the sources are taken not to answer.",
     )
 
     # -- chunking --------------------------------------------------------------------------------------
