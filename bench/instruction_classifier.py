@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from ragstream.query import _SENTENCE, MIN_SENTENCE_WORDS
+from ragstream.extractive import MIN_SENTENCE_WORDS, segments
 from ragstream.untrusted import is_instruction
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,9 +24,8 @@ TEXT_SUFFIXES = (".md", ".txt", ".html", ".csv", ".eml")
 
 def sentences(text: str) -> list[str]:
     out = []
-    for raw in _SENTENCE.split(text):
-        sentence = " ".join(raw.split())
-        if len(sentence.split()) >= MIN_SENTENCE_WORDS:
+    for sentence, heading in segments(text):
+        if not heading and len(sentence.split()) >= MIN_SENTENCE_WORDS:
             out.append(sentence)
     return out
 

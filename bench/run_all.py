@@ -4,7 +4,7 @@
     .venv/bin/python bench/run_all.py --quick    # a smoke run: small sizes, 300 SciFact documents, no quality
 
 Each part also runs alone: ingest_throughput.py, scaling.py, search_latency.py, cold_start.py,
-pdf_text.py, embed_concurrency.py, quality.py, cost.py. Results: bench/results/*.json and
+pdf_text.py, embed_concurrency.py, quality.py, cost.py, abstention.py. Results: bench/results/*.json and
 bench/results/scaling.png. compare.py (the peers side by side, ~10 minutes and a 6.6 GB venv for
 unstructured-ingest on first use) runs only on its own.
 """
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         ["pdf_text.py", "--repeat", "1" if quick else "3"],
         ["embed_concurrency.py", *(["--chunks", "1000"] if quick else [])],
         ["cost.py"],
+        ["abstention.py"],
     ]
     started = time.perf_counter()
     failed = []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 __all__ = [
     "Answer",
@@ -192,6 +192,10 @@ class Citation(BaseModel):
     score: float
 
 
+#: The model name of answers made without a language model (``extractive.py``).
+EXTRACTIVE = "extractive"
+
+
 class Answer(BaseModel):
     """An answer grounded in retrieved chunks."""
 
@@ -201,3 +205,18 @@ class Answer(BaseModel):
     grounded: bool = Field(description="False when the sources did not contain an answer.")
     model: str = Field(description="'extractive' or the chat model's name.")
     trace_id: str | None = None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description=(
+            "What `grounded` rests on. 'citations': a chat model's answer that cites only sources it was "
+            "given. 'key_terms': an extractive answer (no language model): its sentences are quoted "
+            "from the sources and hold the question's key terms, but nothing checked that they answer "
+            "it. 'none': not answered."
+        )
+    )
+    @property
+    def grounding(self) -> Literal["citations", "key_terms", "none"]:
+        """What ``grounded`` rests on (derived: the answer's model and ``grounded``)."""
+        if not self.grounded:
+            return "none"
+        return "key_terms" if self.model == EXTRACTIVE else "citations"

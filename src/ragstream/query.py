@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .index import Hit, SearchFilter, VectorIndex
 from .model import Answer, Citation, SearchHit
 from .tracing import NO_SPAN, NOOP, ResolvedPrompt, Span, Tracer, to_template
-from .untrusted import is_instruction, neutralise
+from .untrusted import neutralise
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -32,12 +32,6 @@ log = logging.getLogger(__name__)
 #: What the chat model is told to say, verbatim, when the sources do not answer.
 NO_ANSWER = "I cannot answer this from the indexed documents."
 SNIPPET_CHARS = 300
-#: Extractive answers: sentences shorter than this are not candidates.
-MIN_SENTENCE_WORDS = 5
-#: Extractive answers: at most this many sentences, each within this margin of the best one.
-MAX_SENTENCES = 3
-SENTENCE_MARGIN = 0.12
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{1,}")
 #: A citation: [1], or several in one pair of brackets, [1, 3].
 _CITE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
@@ -302,46 +296,30 @@ class Retriever:
         )
 
     def _extractive(self, question: str, qvec: list[float], hits: list[SearchHit]) -> Answer:
-        """The best supporting sentences of the hits, each cited; no language model involved."""
-        candidates: list[tuple[int, str]] = []
-        for i, hit in enumerate(hits):
-            for sentence in _SENTENCE.split(hit.text):
-                sentence = " ".join(sentence.split())
-                if len(sentence.split()) < MIN_SENTENCE_WORDS:  # headings and fragments answer nothing
-                    continue
-                if is_instruction(sentence) or NO_ANSWER.rstrip(".").lower() in sentence.lower():
-                    continue  # written to an assistant, not to a reader: never quoted
-                candidates.append((i, neutralise(sentence[:600])))  # its [k] are not our citations
-        if not candidates:
-            return Answer(
-                question=question, answer=NO_ANSWER, citations=[], grounded=False, model="extractive"
-            )
-        import numpy as np
+        """The sentences of the hits that hold the question's key terms, each cited; the no-answer
+        sentence when none does (``extractive.py``). No language model involved."""
+        from .extractive import supporting_sentences
 
-        vectors = np.asarray(self.embedder.embed_documents([s for _, s in candidates]), dtype=np.float32)
-        q = np.asarray(qvec, dtype=np.float32)
-        scores = vectors @ q / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q) + 1e-9)
-        order = np.argsort(-scores)
-        best = float(scores[order[0]])
-        if best < self.settings.min_answer_score:
+        no_answer = NO_ANSWER.rstrip(".").lower()
+        picked = supporting_sentences(
+            question,
+            qvec,
+            hits,
+            self.embedder.embed_documents,
+            min_score=self.settings.min_answer_score,
+            exclude=lambda sentence: no_answer in sentence.lower(),
+        )
+        if not picked:
             return Answer(
                 question=question, answer=NO_ANSWER, citations=[], grounded=False, model="extractive"
             )
-        floor = max(self.settings.min_answer_score, best - SENTENCE_MARGIN)
-        picked: list[int] = []
-        for j in order[: MAX_SENTENCES * 4]:
-            if scores[j] < floor or len(picked) == MAX_SENTENCES:
-                break
-            if all(candidates[j][1] != candidates[k][1] for k in picked):
-                picked.append(int(j))
         numbering: dict[int, int] = {}
         quoted: dict[int, str] = {}  # the snippet of a citation is the sentence it supports
         parts = []
-        for j in picked:
-            hit_index, sentence = candidates[j]
-            n = numbering.setdefault(hit_index, len(numbering) + 1)
-            quoted.setdefault(hit_index, sentence)
-            parts.append(f"{sentence} [{n}]")
+        for support in picked:
+            n = numbering.setdefault(support.hit, len(numbering) + 1)
+            quoted.setdefault(support.hit, support.sentence)
+            parts.append(f"{support.sentence} [{n}]")
         citations = [_citation(n, hits[i], quoted[i]) for i, n in numbering.items()]
         return Answer(
             question=question, answer=" ".join(parts), citations=citations, grounded=True, model="extractive"

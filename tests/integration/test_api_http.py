@@ -85,6 +85,7 @@ def test_ask_answers_with_numbered_citations(http: httpx.Client) -> None:
     assert response.status_code == 200
     answer = response.json()
     assert answer["grounded"] is True
+    assert answer["grounding"] == "key_terms"  # extractive: quoted on its key terms, not verified
     assert "25 days" in answer["answer"]
     cited = {c["n"]: c for c in answer["citations"]}
     assert "[1]" in answer["answer"] and 1 in cited
@@ -102,7 +103,7 @@ def test_ask_says_so_when_the_sources_do_not_answer(http: httpx.Client) -> None:
     )
     assert response.status_code == 200
     answer = response.json()
-    assert answer["grounded"] is False
+    assert answer["grounded"] is False and answer["grounding"] == "none"
     assert answer["answer"] == NO_ANSWER
     assert answer["citations"] == []
 

@@ -339,7 +339,8 @@ def test_ask_renders_the_answer_and_a_citation_opens_its_passage(secured: Served
     first = answer["citations"][0]
     assert first["source"].endswith("/finance/quarterly-report-q3-2024.pdf") and first["page"]
     expect(page.locator("#answer")).to_be_visible()
-    expect(page.locator("#grounded")).to_have_text("Grounded in the sources")
+    assert answer["grounding"] == "key_terms"
+    expect(page.locator("#grounded")).to_have_text("Quoted from the sources (not verified to answer)")
     expect(page.locator("#answered-by")).to_contain_text("extractive answerer")
     expect(page.locator("#citations li")).to_have_count(len(answer["citations"]))
     expect(page.locator("#citations li").first).to_contain_text(first["source"])
@@ -419,6 +420,7 @@ def test_an_answer_of_the_chat_model_says_which_model_answered(chat: Served, tab
     answer = ask(page, "What revenue did Northwind report for the third quarter of 2024?").json()
     assert answer["model"].startswith("gpt-") and answer["grounded"], answer
     expect(page.locator("#answered-by")).to_have_text(f"Answered by the chat model {answer['model']}")
+    expect(page.locator("#grounded")).to_have_text("Grounded in the sources")
     expect(page.locator("#answer-text")).to_contain_text("18.4 million EUR")
     shot(page, "ask-chat-model")
     page.locator("#answer-text button.cite").click()

@@ -246,7 +246,12 @@
     state.answer = answer;
     const citations = Array.isArray(answer.citations) ? answer.citations : [];
     const grounded = $("grounded");
-    grounded.textContent = answer.grounded ? "Grounded in the sources" : "Not answered by the sources";
+    // an extractive answer quotes sentences on the question's key terms; nothing checked they answer it
+    grounded.textContent = !answer.grounded
+      ? "Not answered by the sources"
+      : answer.grounding === "key_terms"
+        ? "Quoted from the sources (not verified to answer)"
+        : "Grounded in the sources";
     grounded.className = `badge ${answer.grounded ? "ok" : "warn"}`;
     $("answered-by").textContent =
       answer.model === "extractive"
