@@ -37,8 +37,17 @@ API_ROUTES = {
     "GET /",
     "GET /ui/{name}",
 }
-#: Settings another change adds (the template names them already).
-PENDING_SETTINGS = {"langfuse_public_key_parameter", "langfuse_secret_key_parameter", "langfuse_host"}
+#: Settings another change adds (the template names them already): the Weaviate and Pinecone stores'
+#: (issue 12, their own branches; common-12's names).
+PENDING_SETTINGS = {
+    "langfuse_public_key_parameter",
+    "langfuse_secret_key_parameter",
+    "langfuse_host",
+    "weaviate_grpc_url",
+    "pinecone_cloud",
+    "pinecone_region",
+    "pinecone_namespace",
+}
 SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL", re.I)
 
 
@@ -120,7 +129,8 @@ def test_dockerfiles_install_only_their_own_extra_from_the_pinned_set() -> None:
         installs = [line for line in text.splitlines() if line.startswith("RUN uv pip install ")]
         assert len(installs) == 1
         args = shlex.split(installs[0])
-        assert [a for a in args if a.startswith(".[")] == [f".[{image}]"]
+        # its own extra and the thin clients of every server store (VectorStore picks one at deploy time)
+        assert [a for a in args if a.startswith(".[")] == [f".[{image},servers]"]
         assert "--constraint" in args and "constraints.txt" in args
         assert args[args.index("--override") + 1] == "overrides.txt"
         assert "ENV HOME=/tmp" in text and "DO_NOT_TRACK=1" in text
@@ -315,6 +325,25 @@ def test_lint_template() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "is a valid SAM Template" in proc.stdout + proc.stderr
+    # and the translated template once per vector store, its conditions resolved for that store
+    stores = template_stores()
+    for store in stores:
+        assert f"cfn-lint: translated template passed with VectorStore={store}" in proc.stdout, store
+
+
+def template_stores() -> list[str]:
+    """The VectorStore values template.yaml offers."""
+    data: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(encoding="utf-8"), _CfnLoader)
+    stores: list[str] = data["Parameters"]["VectorStore"]["AllowedValues"]
+    return stores
+
+
+def test_vector_store_offers_every_server_store_and_defaults_to_qdrant(template: dict[str, Any]) -> None:
+    param = template["Parameters"]["VectorStore"]
+    assert param["Default"] == "qdrant"
+    assert sorted(param["AllowedValues"]) == ["chroma", "milvus", "pinecone", "qdrant", "weaviate"]
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["RAGSTREAM_INDEX"] == {"Ref": "VectorStore"}
 
 
 def test_the_ingest_image_carries_catdoc_for_legacy_office_files() -> None:
