@@ -380,3 +380,20 @@ def test_jwt_authorizer_is_off_by_default_and_guards_the_document_routes(templat
     env = template["Resources"]["QueryFunction"]["Properties"]["Environment"]["Variables"]
     assert env["RAGSTREAM_AUTH"] == {"Fn::If": ["HasJwt", "jwt", "api-key"]}
     assert {"RAGSTREAM_JWT_PREFIXES_CLAIM", "RAGSTREAM_JWT_GROUP_PREFIXES"} <= set(env)
+
+
+def test_the_images_keep_the_models_of_every_aws_service_the_code_calls() -> None:
+    """scripts/prune_packages.py removes botocore's models of the services ragstream never calls: every
+    service named by a boto3 client in the code (and SSM / Secrets Manager, read through Powertools'
+    parameters utility in config.py) must be among those it keeps."""
+    import runpy
+
+    kept = runpy.run_path(str(ROOT / "scripts" / "prune_packages.py"))["AWS_SERVICES"]
+    code = "\n".join(
+        p.read_text(encoding="utf-8")
+        for p in [*(ROOT / "src" / "ragstream").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
+    )
+    named = set(re.findall(r"""\bclient\(\s*["']([a-z0-9-]+)["']""", code))
+    assert {"s3", "sqs", "dynamodb", "textract"} <= named  # the pattern still finds the calls
+    assert "parameters.get_parameter(" in code and "parameters.get_secret(" in code
+    assert named | {"ssm", "secretsmanager"} <= kept, named - kept
