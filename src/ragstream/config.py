@@ -52,7 +52,9 @@ class Settings(BaseSettings):
         "Default: home/<store> (home/milvus.db).",
     )
     index_url: str | None = Field(
-        default=None, description="Server or cloud URL of chroma or milvus (Zilliz Cloud). Unset: embedded."
+        default=None,
+        description="Server or cloud URL of chroma, milvus (Zilliz Cloud) or qdrant (RAGSTREAM_QDRANT_URL "
+        "first). Unset: embedded.",
     )
     index_api_key: SecretStr | None = Field(
         default=None,
@@ -361,8 +363,8 @@ class Settings(BaseSettings):
     def index_location(self) -> str:
         """Where the store is: its server URL, or the folder (file) of an embedded one."""
         backend = self.index_backend
-        if backend == "qdrant" and self.qdrant_url:
-            return self.qdrant_url
+        if backend == "qdrant" and (self.qdrant_url or self.index_url):
+            return self.qdrant_url or self.index_url or ""
         if backend in ("chroma", "milvus") and self.index_url:
             return self.index_url
         if self.index_path is not None:
