@@ -246,12 +246,22 @@ def test_a_store_given_by_url_needs_no_folder_lock(tmp_path: Path, store: str, u
     assert settings.index_identity.startswith(f"{store}:{url}#")
     assert not holds_embedded_index(settings)
     assert holds_embedded_index(Settings(home=tmp_path, index=store))  # the embedded one does
-    if store == "qdrant":  # qdrant-client's remote client (no call made yet), no local folder
-        index = open_index(settings)
-        try:
-            assert index.capabilities.embedded is False
-        finally:
-            index.close()
+    if store == "qdrant":  # qdrant-client's remote client, no local folder, no call made yet
+        import socket
+
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            server.settimeout(0.5)
+            index = open_index(
+                settings.model_copy(update={"index_url": f"http://127.0.0.1:{server.getsockname()[1]}"})
+            )
+            try:
+                assert index.capabilities.embedded is False
+                with pytest.raises(TimeoutError):  # nobody connected (no version check at construction)
+                    server.accept()[0].close()
+            finally:
+                index.close()
         assert not (tmp_path / "qdrant").exists()
         assert Settings(
             home=tmp_path, index=store, index_url=url, qdrant_url="https://q:6333"

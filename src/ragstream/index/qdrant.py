@@ -294,7 +294,11 @@ def from_settings(settings: Settings) -> QdrantIndex:
     if url:
         secret = settings.qdrant_api_key or settings.index_api_key
         key = secret.get_secret_value() if secret else None
-        client = QdrantClient(url=url, api_key=key, timeout=settings.qdrant_timeout)
+        # check_compatibility would ask the server its version while the client is made: a round trip
+        # in every Lambda cold start (and open_index promises no network call)
+        client = QdrantClient(
+            url=url, api_key=key, timeout=settings.qdrant_timeout, check_compatibility=False
+        )
         return QdrantIndex(client, settings.collection, batch_size=settings.upsert_batch_size)
     location = settings.index_location
     if location == ":memory:":
