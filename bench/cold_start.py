@@ -31,6 +31,7 @@ from report import ROOT, save, table
 
 PROBE = r"""
 import importlib.util, json, sys, time
+sys.path[:0] = sys.argv[3:]  # the image's task root (a bare interpreter: -I -S)
 t0 = time.perf_counter()
 spec = importlib.util.spec_from_file_location("app", sys.argv[1])
 app = importlib.util.module_from_spec(spec); spec.loader.exec_module(app)
@@ -103,6 +104,7 @@ def _install(requirements: list[str], target: Path) -> None:
             "3.12",
             "--python-platform",
             "x86_64-manylinux_2_28",
+            "--compile-bytecode",  # as the Dockerfiles do (the size below leaves the bytecode out)
             "--target",
             str(target),
             "-c",
@@ -139,20 +141,64 @@ def dockerfile_extras(image: str) -> str:
     return str(extras)
 
 
-def image_size(image: str) -> dict[str, Any]:
-    """Install the image's packages as its Dockerfile does into a clean folder; their size on disk."""
+def image_size(image: str, runs: int) -> dict[str, Any]:
+    """Install the image's packages as its Dockerfile does into a clean folder; their size on disk, and
+    the query handler's cold start from that folder alone, configured as the template deploys it."""
     target = Path(tempfile.mkdtemp(prefix=f"ragstream-image-{image}-"))
     extras = dockerfile_extras(image)
     _install([f"{ROOT}[{extras}]"], target)
     sizes = _sizes(target)
     torch = any(p.name.startswith(("torch", "nvidia")) for p in target.iterdir())
+    start = image_cold_start(target, runs) if image == "query" else {}
     shutil.rmtree(target, ignore_errors=True)
     largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:12]
     return {
         "image": f"{image} [{extras}]",
         "packages_mb": round(sum(sizes.values()) / 2**20, 1),
         "torch_or_cuda": torch,
+        **start,
         "largest_mb": ", ".join(f"{name} {size / 2**20:.0f}" for name, size in largest),
+    }
+
+
+def image_cold_start(target: Path, runs: int) -> dict[str, Any]:
+    """The query handler imported from the image's folder in a bare interpreter (``-I -S``: only the
+    standard library and that folder), with the template's Qdrant Cloud settings (nothing is called at
+    init), then GET /health; median of ``runs`` fresh processes."""
+    home = Path(tempfile.mkdtemp(prefix="ragstream-image-home-"))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "RAGSTREAM_HOME": str(home / "ragstream"),
+        "RAGSTREAM_INDEX": "qdrant",
+        "RAGSTREAM_QDRANT_URL": "https://xyz.eu-central-1-0.aws.cloud.qdrant.io:6333",
+        "RAGSTREAM_EMBEDDING_PROVIDER": "openai",
+        "RAGSTREAM_OPENAI_API_KEY": "sk-bench",
+        "RAGSTREAM_API_KEY": "test-api-key",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "POWERTOOLS_SERVICE_NAME": "ragstream-query",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    python = getattr(sys, "_base_executable", sys.executable)
+    handler, event = ROOT / "functions" / "query" / "app.py", ROOT / "events" / "http-health.json"
+    samples = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [python, "-I", "-S", "-c", PROBE, str(handler), str(event), str(handler.parent), str(target)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=home,
+            check=True,
+        )
+        samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    shutil.rmtree(home, ignore_errors=True)
+    return {
+        "image_init_s_median": round(statistics.median(s["init_s"] for s in samples), 2),
+        "image_init_cpu_s_median": round(statistics.median(s["init_cpu_s"] for s in samples), 2),
     }
 
 
@@ -210,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="ragstream-cold-"))
     starts = [cold_start(name, args.runs, home) for name in HANDLERS]
     print(table(starts, "cold start (fresh process: import + init, then the first event)"))
-    sizes = [] if args.skip_sizes else [image_size(image) for image in ("query", "ingest")]
+    sizes = [] if args.skip_sizes else [image_size(image, args.runs) for image in ("query", "ingest")]
     if sizes:
         print(table(sizes, "installed size of each image's packages (on top of the Lambda base image)"))
     stores = store_sizes() if args.stores else []
