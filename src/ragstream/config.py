@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     )
     index_url: str | None = Field(
         default=None,
-        description="Server or cloud URL of chroma, milvus (Zilliz Cloud) or weaviate (Weaviate Cloud). "
-        "Unset: embedded. For pinecone: another control-plane host (unset: Pinecone's public API).",
+        description="Server or cloud URL of chroma, milvus (Zilliz Cloud), weaviate (Weaviate Cloud) or "
+        "qdrant (RAGSTREAM_QDRANT_URL first). Unset: embedded. For pinecone: another control-plane host "
+        "(unset: Pinecone's public API).",
     )
     index_api_key: SecretStr | None = Field(
         default=None,
@@ -378,8 +379,8 @@ class Settings(BaseSettings):
     def index_location(self) -> str:
         """Where the store is: its server URL, or the folder (file) of an embedded one."""
         backend = self.index_backend
-        if backend == "qdrant" and self.qdrant_url:
-            return self.qdrant_url
+        if backend == "qdrant" and (self.qdrant_url or self.index_url):
+            return self.qdrant_url or self.index_url or ""
         if backend in ("chroma", "milvus", "weaviate") and self.index_url:
             return self.index_url
         if backend == "pinecone":

@@ -103,6 +103,6 @@ def _in_use_message(folder: Path, fd: int, advice: str | None) -> str:
             else "wait for it to finish, or use another RAGSTREAM_HOME"
         )
     return (
-        f"{folder} is in use by process {pid} (`{command}`): {advice}; a Qdrant server "
-        "(RAGSTREAM_QDRANT_URL) serves several processes at once"
+        f"{folder} is in use by process {pid} (`{command}`): {advice}; a store reached by URL "
+        "(RAGSTREAM_QDRANT_URL, RAGSTREAM_INDEX_URL) serves several processes at once"
     )

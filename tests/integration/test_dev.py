@@ -5,8 +5,13 @@ over HTTP."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,8 @@ import pytest
 
 from ragstream.config import Settings
 from ragstream.dev import DevStack
+from ragstream.homelock import FolderLock, holds_embedded_index
+from ragstream.index import open_index
 
 BUCKET = "ragstream-dev-test"
 
@@ -162,3 +169,162 @@ def test_the_web_page_is_served(stack: DevStack) -> None:
     with urllib.request.urlopen(f"{stack.api_url}/", timeout=30) as response:
         assert response.headers["content-type"] == "text/html; charset=utf-8"
         assert response.read().startswith(b"<!doctype html>")
+
+
+# -- a server store given by URL (issue 12): no folder lock, the flow runs against the server ------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_dev(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str, str]:
+    s3_port, api_port = _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ragstream.cli",
+            "dev",
+            "--home",
+            str(home),
+            "--s3-port",
+            str(s3_port),
+            "--port",
+            str(api_port),
+            "--bucket",
+            BUCKET,
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return proc, f"http://127.0.0.1:{s3_port}", f"http://127.0.0.1:{api_port}"
+
+
+def _wait_healthy(proc: subprocess.Popen[str], api: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"ragstream dev exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
+            )
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail("ragstream dev did not answer /health")
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)  # Ctrl-C: the stack stops and restores the environment
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate(timeout=10)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("store", "url"),
+    [
+        ("chroma", "http://127.0.0.1:8000"),
+        ("milvus", "http://127.0.0.1:19530"),
+        ("qdrant", "http://127.0.0.1:6333"),
+    ],
+)
+def test_a_store_given_by_url_needs_no_folder_lock(tmp_path: Path, store: str, url: str) -> None:
+    # RAGSTREAM_INDEX_URL names the server of every server store, Qdrant's too (RAGSTREAM_QDRANT_URL first)
+    settings = Settings(home=tmp_path, index=store, index_url=url)
+    assert settings.index_location == url
+    assert settings.index_identity.startswith(f"{store}:{url}#")
+    assert not holds_embedded_index(settings)
+    assert holds_embedded_index(Settings(home=tmp_path, index=store))  # the embedded one does
+    if store == "qdrant":  # qdrant-client's remote client, no local folder, no call made yet
+        import socket
+
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            server.settimeout(0.5)
+            index = open_index(
+                settings.model_copy(update={"index_url": f"http://127.0.0.1:{server.getsockname()[1]}"})
+            )
+            try:
+                assert index.capabilities.embedded is False
+                with pytest.raises(TimeoutError):  # nobody connected (no version check at construction)
+                    server.accept()[0].close()
+            finally:
+                index.close()
+        assert not (tmp_path / "qdrant").exists()
+        assert Settings(
+            home=tmp_path, index=store, index_url=url, qdrant_url="https://q:6333"
+        ).index_location == ("https://q:6333")
+
+
+def test_ragstream_dev_runs_on_a_chroma_server_while_the_home_is_held(
+    tmp_path: Path, chroma_server: str
+) -> None:
+    env = {
+        "RAGSTREAM_INDEX": "chroma",
+        "RAGSTREAM_INDEX_URL": chroma_server,
+        "RAGSTREAM_COLLECTION": f"dev_{uuid.uuid4().hex[:8]}",
+        "RAGSTREAM_EMBEDDING_PROVIDER": "local",
+        "RAGSTREAM_LLM": "extractive",
+    }
+    # GIVEN another process's command holding the state folder (as `ragstream serve` on it would)
+    lock = FolderLock(tmp_path, "ragstream serve").acquire()
+    try:
+        # WHEN `ragstream dev` starts on a Chroma server
+        proc, s3_url, api = _start_dev(tmp_path, env)
+        try:
+            _wait_healthy(proc, api)
+            # THEN it runs (a server store takes no folder lock), and an object put reaches the server
+            s3 = boto3.client(
+                "s3",
+                endpoint_url=s3_url,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            s3.put_object(
+                Bucket=BUCKET, Key="handbook/leave.md", Body=b"# Leave\n\nEmployees receive 25 days of leave."
+            )
+            deadline = time.monotonic() + 60
+            hits: list[dict[str, Any]] = []
+            while time.monotonic() < deadline and not hits:
+                status, body = _http("POST", f"{api}/search", {"query": "days of leave", "top_k": 3})
+                assert status == 200, body
+                hits = body["hits"]
+                time.sleep(0.3)
+            assert hits and hits[0]["source"] == f"s3://{BUCKET}/handbook/leave.md"
+        finally:
+            out = _stop(proc)
+        assert "HomeInUse" not in out and "is in use" not in out
+        # AND the points are on the Chroma server, where another client sees them
+        index = open_index(
+            Settings(
+                home=tmp_path / "other",
+                index="chroma",
+                index_url=chroma_server,
+                collection=env["RAGSTREAM_COLLECTION"],
+            )
+        )
+        try:
+            assert index.count(source=f"s3://{BUCKET}/handbook/leave.md") >= 1
+        finally:
+            index.close()
+
+        # WHEN `ragstream dev` starts on the embedded store of that folder instead
+        proc, _, _ = _start_dev(tmp_path, {**env, "RAGSTREAM_INDEX": "qdrant", "RAGSTREAM_INDEX_URL": ""})
+        out, _ = proc.communicate(timeout=120)
+        # THEN it refuses at once, naming the holder
+        assert proc.returncode == 2 and "is in use" in out and "ragstream serve" in out, out
+    finally:
+        lock.release()

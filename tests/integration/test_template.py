@@ -120,7 +120,8 @@ def test_dockerfiles_install_only_their_own_extra_from_the_pinned_set() -> None:
         installs = [line for line in text.splitlines() if line.startswith("RUN uv pip install ")]
         assert len(installs) == 1
         args = shlex.split(installs[0])
-        assert [a for a in args if a.startswith(".[")] == [f".[{image}]"]
+        # its own extra and the thin clients of every server store (VectorStore picks one at deploy time)
+        assert [a for a in args if a.startswith(".[")] == [f".[{image},servers]"]
         assert "--constraint" in args and "constraints.txt" in args
         assert args[args.index("--override") + 1] == "overrides.txt"
         assert "ENV HOME=/tmp" in text and "DO_NOT_TRACK=1" in text
@@ -315,6 +316,25 @@ def test_lint_template() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "is a valid SAM Template" in proc.stdout + proc.stderr
+    # and the translated template once per vector store, its conditions resolved for that store
+    stores = template_stores()
+    for store in stores:
+        assert f"cfn-lint: translated template passed with VectorStore={store}" in proc.stdout, store
+
+
+def template_stores() -> list[str]:
+    """The VectorStore values template.yaml offers."""
+    data: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(encoding="utf-8"), _CfnLoader)
+    stores: list[str] = data["Parameters"]["VectorStore"]["AllowedValues"]
+    return stores
+
+
+def test_vector_store_offers_every_server_store_and_defaults_to_qdrant(template: dict[str, Any]) -> None:
+    param = template["Parameters"]["VectorStore"]
+    assert param["Default"] == "qdrant"
+    assert sorted(param["AllowedValues"]) == ["chroma", "milvus", "pinecone", "qdrant", "weaviate"]
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["RAGSTREAM_INDEX"] == {"Ref": "VectorStore"}
 
 
 def test_the_ingest_image_carries_catdoc_for_legacy_office_files() -> None:
@@ -351,3 +371,20 @@ def test_jwt_authorizer_is_off_by_default_and_guards_the_document_routes(templat
     env = template["Resources"]["QueryFunction"]["Properties"]["Environment"]["Variables"]
     assert env["RAGSTREAM_AUTH"] == {"Fn::If": ["HasJwt", "jwt", "api-key"]}
     assert {"RAGSTREAM_JWT_PREFIXES_CLAIM", "RAGSTREAM_JWT_GROUP_PREFIXES"} <= set(env)
+
+
+def test_the_images_keep_the_models_of_every_aws_service_the_code_calls() -> None:
+    """scripts/prune_packages.py removes botocore's models of the services ragstream never calls: every
+    service named by a boto3 client in the code (and SSM / Secrets Manager, read through Powertools'
+    parameters utility in config.py) must be among those it keeps."""
+    import runpy
+
+    kept = runpy.run_path(str(ROOT / "scripts" / "prune_packages.py"))["AWS_SERVICES"]
+    code = "\n".join(
+        p.read_text(encoding="utf-8")
+        for p in [*(ROOT / "src" / "ragstream").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
+    )
+    named = set(re.findall(r"""\bclient\(\s*["']([a-z0-9-]+)["']""", code))
+    assert {"s3", "sqs", "dynamodb", "textract"} <= named  # the pattern still finds the calls
+    assert "parameters.get_parameter(" in code and "parameters.get_secret(" in code
+    assert named | {"ssm", "secretsmanager"} <= kept, named - kept

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ragstream.config import Settings
+from ragstream.config import IndexName, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools" / "sam" / "bin"
@@ -352,3 +353,185 @@ def test_the_env_vars_example_names_every_resource_sam_local_cannot_resolve(cfn:
     invokes = [line for line in section.splitlines() if line.startswith("sam local ")]
     assert invokes and all("--env-vars" in line for line in invokes)
     assert "events/env.example.json" in section and "IngestFunction" in template_text
+
+
+# -- issue 12: the VectorStore parameter; only what the chosen store needs reaches the functions --
+#: Each store's parameters, as the README's `sam deploy --parameter-overrides` examples give them.
+STORE_VALUES: dict[str, dict[str, str]] = {
+    "qdrant": {
+        "QdrantUrl": "https://xyz.eu-central-1-0.aws.cloud.qdrant.io:6333",
+        "QdrantApiKeyParameter": "/ragstream/qdrant-api-key",
+    },
+    "pinecone": {
+        "QdrantUrl": "",
+        "IndexApiKeyParameter": "/ragstream/pinecone-api-key",
+        "PineconeRegion": "eu-west-1",
+        "PineconeNamespace": "docs",
+    },
+    "weaviate": {
+        "QdrantUrl": "",
+        "IndexUrl": "https://abc.c0.europe-west3.gcp.weaviate.cloud",
+        "IndexApiKeyParameter": "arn:aws:secretsmanager:eu-central-1:123456789012:secret:weaviate-AbCdEf",
+    },
+    "milvus": {
+        "QdrantUrl": "",
+        "IndexUrl": "https://in03-abc.serverless.aws-eu-central-1.cloud.zilliz.com",
+        "IndexApiKeyParameter": "zilliz-api-key",
+    },
+    "chroma": {
+        "QdrantUrl": "",
+        "IndexUrl": "https://api.trychroma.com",
+        "IndexApiKeyParameter": "/ragstream/chroma-api-key",
+        "ChromaTenant": "t-1",
+        "ChromaDatabase": "docs",
+    },
+}
+#: The variables that name a store, its location or its key.
+STORE_VARIABLES = {
+    "RAGSTREAM_QDRANT_URL",
+    "RAGSTREAM_QDRANT_API_KEY_PARAMETER",
+    "RAGSTREAM_QDRANT_TIMEOUT",
+    "RAGSTREAM_INDEX_URL",
+    "RAGSTREAM_INDEX_API_KEY_PARAMETER",
+    "RAGSTREAM_WEAVIATE_GRPC_URL",
+    "RAGSTREAM_PINECONE_CLOUD",
+    "RAGSTREAM_PINECONE_REGION",
+    "RAGSTREAM_PINECONE_NAMESPACE",
+    "RAGSTREAM_CHROMA_TENANT",
+    "RAGSTREAM_CHROMA_DATABASE",
+}
+#: Each store's variables (both functions; the query function also bounds Qdrant's requests).
+EXPECTED_VARIABLES = {
+    "qdrant": {"RAGSTREAM_QDRANT_URL", "RAGSTREAM_QDRANT_API_KEY_PARAMETER"},
+    "pinecone": {
+        "RAGSTREAM_INDEX_API_KEY_PARAMETER",
+        "RAGSTREAM_PINECONE_CLOUD",
+        "RAGSTREAM_PINECONE_REGION",
+        "RAGSTREAM_PINECONE_NAMESPACE",
+    },
+    "weaviate": {"RAGSTREAM_INDEX_URL", "RAGSTREAM_INDEX_API_KEY_PARAMETER"},
+    "milvus": {"RAGSTREAM_INDEX_URL", "RAGSTREAM_INDEX_API_KEY_PARAMETER"},
+    "chroma": {
+        "RAGSTREAM_INDEX_URL",
+        "RAGSTREAM_INDEX_API_KEY_PARAMETER",
+        "RAGSTREAM_CHROMA_TENANT",
+        "RAGSTREAM_CHROMA_DATABASE",
+    },
+}
+#: What each store's key parameter grants, in both roles.
+EXPECTED_KEY_RESOURCE = {
+    "qdrant": "arn:aws:ssm:eu-central-1:123456789012:parameter/ragstream/qdrant-api-key",
+    "pinecone": "arn:aws:ssm:eu-central-1:123456789012:parameter/ragstream/pinecone-api-key",
+    "weaviate": "arn:aws:secretsmanager:eu-central-1:123456789012:secret:weaviate-AbCdEf",
+    "milvus": "arn:aws:ssm:eu-central-1:123456789012:parameter/zilliz-api-key",
+    "chroma": "arn:aws:ssm:eu-central-1:123456789012:parameter/ragstream/chroma-api-key",
+}
+#: The stores whose settings (RAGSTREAM_INDEX value, their own fields) are on this branch.
+SETTINGS_STORES = set(typing.get_args(IndexName))
+
+
+def test_store_values_cover_the_template(cfn: dict[str, Any]) -> None:
+    assert set(STORE_VALUES) == set(cfn["Parameters"]["VectorStore"]["AllowedValues"])
+
+
+@pytest.mark.parametrize("store", sorted(STORE_VALUES))
+def test_each_store_gets_its_variables_and_its_key_only(
+    cfn: dict[str, Any], store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN every store's parameters filled in (a user switching stores may leave the old ones set)
+    values = {k: v for other in STORE_VALUES.values() for k, v in other.items() if v}
+    values.update(STORE_VALUES[store])
+    values["WeaviateGrpcUrl"] = "grpc-abc.c0.europe-west3.gcp.weaviate.cloud:443"
+    if store != "qdrant":  # QdrantUrl is still allowed to be set, and is then ignored
+        values["QdrantUrl"] = "https://old.cloud.qdrant.io:6333"
+    stack = Stack(cfn, VectorStore=store, **values)
+    assert stack.rule_violations() == []
+    expected = EXPECTED_VARIABLES[store] | ({"RAGSTREAM_WEAVIATE_GRPC_URL"} if store == "weaviate" else set())
+    for function in ("IngestFunction", "QueryFunction"):
+        env = stack.environment(function)
+        # THEN each function is told the store, and only the chosen store's variables
+        assert env["RAGSTREAM_INDEX"] == store
+        own = expected | (
+            {"RAGSTREAM_QDRANT_TIMEOUT"} if (store, function) == ("qdrant", "QueryFunction") else set()
+        )
+        assert STORE_VARIABLES & set(env) == own, function
+        for name in own - {"RAGSTREAM_QDRANT_TIMEOUT", "RAGSTREAM_PINECONE_CLOUD"}:
+            param = {
+                "RAGSTREAM_QDRANT_URL": "QdrantUrl",
+                "RAGSTREAM_QDRANT_API_KEY_PARAMETER": "QdrantApiKeyParameter",
+                "RAGSTREAM_INDEX_URL": "IndexUrl",
+                "RAGSTREAM_INDEX_API_KEY_PARAMETER": "IndexApiKeyParameter",
+                "RAGSTREAM_WEAVIATE_GRPC_URL": "WeaviateGrpcUrl",
+                "RAGSTREAM_PINECONE_REGION": "PineconeRegion",
+                "RAGSTREAM_PINECONE_NAMESPACE": "PineconeNamespace",
+                "RAGSTREAM_CHROMA_TENANT": "ChromaTenant",
+                "RAGSTREAM_CHROMA_DATABASE": "ChromaDatabase",
+            }[name]
+            assert env[name] == values[param], name
+    # AND both roles may read the chosen store's key, and no other store's
+    for role in ("IngestRole", "QueryRole"):
+        keys = [st for st in stack.statements(role) if st.get("Sid") in ("QdrantKey", "IndexKey")]
+        assert [r for st in keys for r in _as_list(st["Resource"])] == [EXPECTED_KEY_RESOURCE[store]], role
+        action = "secretsmanager:GetSecretValue" if store == "weaviate" else "ssm:GetParameter"
+        assert [st["Action"] for st in keys] == [action]
+    # AND the settings the functions build from that environment open the chosen store, where it is
+    if store in SETTINGS_STORES:
+        for name in STORE_VARIABLES | {"RAGSTREAM_INDEX", "RAGSTREAM_QDRANT_URL"}:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in stack.environment("QueryFunction").items():
+            if name.startswith("RAGSTREAM_") and name != "RAGSTREAM_LEDGER_TABLE":
+                monkeypatch.setenv(name, value)
+        settings = Settings()
+        assert settings.index_backend == store
+        # Pinecone is reached through its public API: the template passes it no URL
+        url = {"qdrant": values["QdrantUrl"], "pinecone": None}.get(store, values.get("IndexUrl"))
+        if url:
+            assert settings.index_location == url
+            assert settings.index_identity.startswith(f"{store}:{url}")
+        param = "QdrantApiKeyParameter" if store == "qdrant" else "IndexApiKeyParameter"
+        field = "qdrant_api_key_parameter" if store == "qdrant" else "index_api_key_parameter"
+        assert getattr(settings, field) == values[param]
+    else:  # Weaviate and Pinecone bring their settings on their own branches (issue 12)
+        assert store in ("weaviate", "pinecone")
+
+
+@pytest.mark.parametrize(
+    ("store", "missing", "violation"),
+    [
+        ("qdrant", "QdrantUrl", "VectorStore qdrant needs QdrantUrl"),
+        ("weaviate", "IndexUrl", "VectorStore weaviate, milvus and chroma need IndexUrl"),
+        ("milvus", "IndexUrl", "VectorStore weaviate, milvus and chroma need IndexUrl"),
+        ("chroma", "IndexUrl", "VectorStore weaviate, milvus and chroma need IndexUrl"),
+        ("pinecone", "IndexApiKeyParameter", "VectorStore pinecone needs IndexApiKeyParameter"),
+    ],
+)
+def test_rules_refuse_a_store_without_its_url_or_key(
+    cfn: dict[str, Any], store: str, missing: str, violation: str
+) -> None:
+    values = {**STORE_VALUES[store], missing: ""}
+    violations = Stack(cfn, VectorStore=store, **values).rule_violations()
+    assert len(violations) == 1 and violations[0].startswith(violation), violations
+
+
+@pytest.mark.parametrize("store", sorted(STORE_VALUES))
+def test_optional_store_parameters_left_empty_pass_nothing(cfn: dict[str, Any], store: str) -> None:
+    # GIVEN only what the store requires (no key where it is optional, no tenant, no namespace)
+    required = {
+        "qdrant": {"QdrantUrl": "https://xyz.cloud.qdrant.io:6333"},
+        "pinecone": {"QdrantUrl": "", "IndexApiKeyParameter": "/pc"},
+    }.get(store, {"QdrantUrl": "", "IndexUrl": "http://10.0.0.5:8000"})
+    stack = Stack(cfn, VectorStore=store, **required)
+    assert stack.rule_violations() == []
+    env = stack.environment("IngestFunction")
+    # THEN no variable carries an empty value, and no statement a key nobody named
+    assert all(value != "" for value in env.values()), env
+    got = {name for name in STORE_VARIABLES if name in env}
+    assert got == {
+        f"RAGSTREAM_{k}"
+        for k in {
+            "qdrant": ["QDRANT_URL"],
+            "pinecone": ["INDEX_API_KEY_PARAMETER", "PINECONE_CLOUD", "PINECONE_REGION"],
+        }.get(store, ["INDEX_URL"])
+    }
+    sids = {st.get("Sid") for st in stack.statements("IngestRole")}
+    assert ("IndexKey" in sids) is (store == "pinecone") and "QdrantKey" not in sids

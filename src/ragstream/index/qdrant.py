@@ -285,13 +285,20 @@ def _open_local(path: Path) -> QdrantClient:
 
 
 def from_settings(settings: Settings) -> QdrantIndex:
-    """Qdrant Cloud / a server by ``RAGSTREAM_QDRANT_URL``; else qdrant-client's local mode in
-    ``index_path`` (``:memory:`` for a throw-away index), one client per folder and process."""
+    """Qdrant Cloud / a server by ``RAGSTREAM_QDRANT_URL`` (or ``RAGSTREAM_INDEX_URL``, as the other server
+    stores); else qdrant-client's local mode in ``index_path`` (``:memory:`` for a throw-away index), one
+    client per folder and process."""
     from qdrant_client import QdrantClient
 
-    if settings.qdrant_url:
-        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        client = QdrantClient(url=settings.qdrant_url, api_key=key, timeout=settings.qdrant_timeout)
+    url = settings.qdrant_url or settings.index_url
+    if url:
+        secret = settings.qdrant_api_key or settings.index_api_key
+        key = secret.get_secret_value() if secret else None
+        # check_compatibility would ask the server its version while the client is made: a round trip
+        # in every Lambda cold start (and open_index promises no network call)
+        client = QdrantClient(
+            url=url, api_key=key, timeout=settings.qdrant_timeout, check_compatibility=False
+        )
         return QdrantIndex(client, settings.collection, batch_size=settings.upsert_batch_size)
     location = settings.index_location
     if location == ":memory:":
