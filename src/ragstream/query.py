@@ -20,9 +20,9 @@ from .untrusted import neutralise
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
-    from langchain_core.language_models import BaseChatModel
 
     from .access import Scope
+    from .chat import ChatModel
     from .config import Settings
 
 __all__ = ["NO_ANSWER", "Retriever", "load_prompt"]
@@ -41,21 +41,6 @@ def load_prompt(name: str = "answer") -> str:
     return resources.files("ragstream.prompts").joinpath(f"{name}.md").read_text(encoding="utf-8")
 
 
-def build_chat_model(settings: Settings) -> BaseChatModel:
-    """``ChatOpenAI`` from the settings (retries on 429 / 5xx are langchain-openai's own)."""
-    from langchain_openai import ChatOpenAI
-
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return ChatOpenAI(
-        model=settings.chat_model,
-        temperature=settings.chat_temperature,
-        api_key=key,  # type: ignore[arg-type]
-        base_url=settings.openai_base_url,
-        max_retries=settings.openai_max_retries,
-        timeout=settings.openai_timeout,
-    )
-
-
 @dataclass
 class Retriever:
     """Search and answer over one collection. Build once per process; reuse for every request."""
@@ -63,7 +48,7 @@ class Retriever:
     settings: Settings
     embedder: Embeddings
     index: VectorIndex
-    chat: BaseChatModel | None = None
+    chat: ChatModel | None = None
     tracer: Tracer = field(default=NOOP)
 
     @classmethod
@@ -73,7 +58,7 @@ class Retriever:
         *,
         embedder: Embeddings | None = None,
         index: VectorIndex | None = None,
-        chat: BaseChatModel | None = None,
+        chat: ChatModel | None = None,
         tracer: Tracer | None = None,
     ) -> Retriever:
         from .embeddings import build_embeddings
@@ -81,6 +66,8 @@ class Retriever:
         from .tracing import build_tracer
 
         if chat is None and settings.answerer == "openai":
+            from .chat import build_chat_model
+
             chat = build_chat_model(settings)
         return cls(
             settings,
@@ -273,11 +260,11 @@ class Retriever:
         )
         with generation:
             try:
-                reply = self.chat.invoke(prompt)  # type: ignore[union-attr]
+                reply = self.chat.complete(prompt)  # type: ignore[union-attr]
             except Exception as exc:
                 raise translate_openai_error(exc) from None
-            text = str(reply.content).strip()
-            generation.update(output=text, usage_details=_usage(reply), metadata=_reply_metadata(reply))
+            text = reply.content.strip()
+            generation.update(output=text, usage_details=reply.usage, metadata=reply.metadata)
         if NO_ANSWER.rstrip(".").lower() in text.lower():
             return Answer(
                 question=question, answer=NO_ANSWER, citations=[], grounded=False, model=self._model_name
@@ -324,27 +311,6 @@ class Retriever:
         return Answer(
             question=question, answer=" ".join(parts), citations=citations, grounded=True, model="extractive"
         )
-
-
-def _usage(reply: Any) -> dict[str, int] | None:
-    """Token usage of a chat reply, in Langfuse's keys (input, output, total, and cached input)."""
-    usage = getattr(reply, "usage_metadata", None)
-    if not usage:
-        return None
-    out = {
-        "input": int(usage.get("input_tokens") or 0),
-        "output": int(usage.get("output_tokens") or 0),
-        "total": int(usage.get("total_tokens") or 0),
-    }
-    cached = (usage.get("input_token_details") or {}).get("cache_read")
-    if cached:
-        out["input_cached_tokens"] = int(cached)
-    return out
-
-
-def _reply_metadata(reply: Any) -> dict[str, Any]:
-    meta = getattr(reply, "response_metadata", None) or {}
-    return {k: meta[k] for k in ("model_name", "finish_reason", "system_fingerprint") if meta.get(k)}
 
 
 def _filter_json(flt: SearchFilter | None) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""``POST /ask`` with the chat model: langchain-openai against the local OpenAI-compatible peer server."""
+"""``POST /ask`` with the chat model: the openai SDK (chat.py) against the local OpenAI peer server."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The document is ingested for real (extraction, chunking, the local embedder, the embedded index). The
 extractive answerer must answer from its facts and never quote its instructions; the chat answerer is
-langchain-openai against the local OpenAI peer, whose recorded request shows the prompt actually sent.
+the openai SDK (chat.py) against the local OpenAI peer, whose recorded request shows the prompt actually sent.
 """
 
 from __future__ import annotations

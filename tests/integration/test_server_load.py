@@ -15,9 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
+from peers.openai_server import OpenAIServer
 from ragstream.api import build_app
+from ragstream.chat import OpenAIChat
 from ragstream.query import Retriever
 from ragstream.server import make_server
 
@@ -29,9 +30,13 @@ SLOW_ASK_SECONDS = 3.0
 def slow_server(
     api_settings: Any, embedder: Any, seeded_index: Any, seeded_ledger: Any
 ) -> Iterator[tuple[str, Any]]:
-    """A server whose chat model takes SLOW_ASK_SECONDS per answer, with a short read timeout."""
+    """A server whose chat model (the OpenAI peer) takes SLOW_ASK_SECONDS per answer, with a short read
+    timeout."""
     settings = api_settings.model_copy(update={"max_body_bytes": 65536})
-    chat = FakeListChatModel(responses=["Employees get 25 days of paid leave [1]."], sleep=SLOW_ASK_SECONDS)
+    reply = "Employees get 25 days of paid leave [1]."
+    peer = OpenAIServer(chat_reply=lambda body: reply, delay=SLOW_ASK_SECONDS)
+    peer.start()
+    chat = OpenAIChat(model="gpt-4o-mini", temperature=0.0, api_key="sk-peer", base_url=peer.url + "/v1")
     app = build_app(Retriever(settings, embedder, seeded_index, chat), seeded_ledger, settings)
     server = make_server(app, "127.0.0.1", 0, read_timeout=1.0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -40,6 +45,7 @@ def slow_server(
     server.shutdown()
     server.server_close()
     thread.join(5)
+    peer.stop()
 
 
 def _address(url: str) -> tuple[str, int]:

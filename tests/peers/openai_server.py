@@ -66,7 +66,7 @@ class _Failure:
 
 @dataclass
 class OpenAIServer:
-    """OpenAI API enough for langchain-openai. Use as a context manager, or ``start()``/``stop()``."""
+    """OpenAI API enough for the openai SDK. Use as a context manager, or ``start()``/``stop()``."""
 
     chat_reply: ChatReply = field(default=lambda body: "ok")
     api_key: str | None = None  # when set, other bearer tokens get 401

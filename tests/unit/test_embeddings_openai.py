@@ -186,22 +186,29 @@ def test_async_errors_are_translated_too(openai_server: OpenAIServer, connection
 def test_chat_through_the_peer_and_translated_errors(
     openai_server: OpenAIServer, connections: list[Any]
 ) -> None:
-    from langchain_openai import ChatOpenAI
+    from ragstream.chat import OpenAIChat
 
-    # GIVEN a chat model on the peer, whose reply is computed from the request
+    # GIVEN the answering model on the peer, whose reply is computed from the request
     openai_server.chat_reply = lambda body: f"echo: {body['messages'][-1]['content']}"
-    chat = ChatOpenAI(model="gpt-4o-mini", api_key=KEY, base_url=openai_server.url + "/v1", max_retries=0)
-    # WHEN asked, plainly and streaming
-    reply = chat.invoke("ping")
-    streamed = "".join(str(chunk.content) for chunk in chat.stream("pong"))
-    # THEN the replies and usage come back
-    assert reply.content == "echo: ping" and reply.usage_metadata and reply.usage_metadata["total_tokens"] > 0
-    assert streamed == "echo: pong"
-    assert [r.path for r in openai_server.requests] == ["/v1/chat/completions"] * 2
+    chat = OpenAIChat(
+        model="gpt-4o-mini", temperature=0.0, api_key=KEY, base_url=openai_server.url + "/v1", max_retries=0
+    )
+    # WHEN asked
+    reply = chat.complete("ping")
+    # THEN the reply, its usage in Langfuse's keys and its metadata come back
+    assert reply.content == "echo: ping"
+    usage = reply.usage
+    assert usage is not None and usage["total"] == usage["input"] + usage["output"] > 0
+    assert reply.metadata == {"model_name": "gpt-4o-mini", "finish_reason": "stop"}
+    # AND the request was one user message with the model and temperature
+    (request,) = openai_server.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.body["messages"] == [{"role": "user", "content": "ping"}]
+    assert request.body["model"] == "gpt-4o-mini" and request.body["temperature"] == 0.0
     # AND its errors translate like the embedder's; other exceptions pass through unchanged
     openai_server.fail(429, times=None)
     with pytest.raises(Exception) as caught:
-        chat.invoke("again")
+        chat.complete("again")
     assert isinstance(translate_openai_error(caught.value, model="gpt-4o-mini"), Throttled)
     other = ValueError("not openai")
     assert translate_openai_error(other) is other
