@@ -135,9 +135,12 @@ def _sizes(target: Path) -> dict[str, int]:
 
 
 def dockerfile_extras(image: str) -> str:
-    """The extras the image's Dockerfile installs (``.[query,servers]`` -> ``query,servers``)."""
+    """The extras the image's Dockerfile installs (``.[query,${STORE_CLIENTS}]`` -> ``query,servers``,
+    its build arguments at their defaults)."""
     text = (ROOT / "functions" / image / "Dockerfile").read_text(encoding="utf-8")
     [extras] = re.findall(r'^RUN uv pip install .*"\.\[([^\]]+)\]"', text, re.M)
+    for name, value in re.findall(r"^ARG (\w+)=(\S+)$", text, re.M):
+        extras = extras.replace("${" + name + "}", value)
     return str(extras)
 
 
@@ -208,13 +211,9 @@ def server_clients() -> dict[str, list[str]]:
         "optional-dependencies"
     ]
     clients: dict[str, list[str]] = {"qdrant": []}
-    for requirement in extras["servers"]:
-        name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
-        if name == "ragstream":  # ragstream[weaviate,pinecone]: those extras' own requirements
-            for extra in requirement.split("[", 1)[1].rstrip("]").split(","):
-                clients[extra.strip()] = list(extras[extra.strip()])
-        else:
-            clients[{"pymilvus": "milvus", "chromadb-client": "chroma"}.get(name, name)] = [requirement]
+    [everything] = extras["servers"]  # ragstream[chroma-client,milvus-client,...]: one extra per store
+    for extra in everything.split("[", 1)[1].rstrip("]").split(","):
+        clients[extra.strip().removesuffix("-client")] = list(extras[extra.strip()])
     return clients
 
 

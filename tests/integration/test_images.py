@@ -10,12 +10,14 @@ it on a sample event from ``events/``. The size of each folder is printed (``-s`
 from __future__ import annotations
 
 import json
+import re
 import runpy
 import shlex
 import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,11 +64,44 @@ pytestmark = pytest.mark.slow
 
 
 def dockerfile_install(image: str) -> list[str]:
-    """The arguments of the Dockerfile's ``RUN uv pip install ...`` line, after ``uv``."""
+    """The arguments of the Dockerfile's ``RUN uv pip install ...`` line, after ``uv``, with its build
+    arguments (``${STORE_CLIENTS}``) at the values template.yaml gives them."""
     lines = (ROOT / "functions" / image / "Dockerfile").read_text(encoding="utf-8").splitlines()
     runs = [line.removeprefix("RUN ").strip() for line in lines if line.startswith("RUN uv pip install ")]
     assert len(runs) == 1, f"functions/{image}/Dockerfile should install with exactly one `uv pip install`"
-    return shlex.split(runs[0])[1:]
+    command = runs[0]
+    for name, value in build_args(image).items():
+        command = command.replace("${" + name + "}", value)
+    assert "${" not in command, f"a build argument of functions/{image}/Dockerfile has no value: {command}"
+    return shlex.split(command)[1:]
+
+
+def build_args(image: str) -> dict[str, str]:
+    """The Dockerfile's ARG defaults, overridden by the template's DockerBuildArgs for its function."""
+    text = (ROOT / "functions" / image / "Dockerfile").read_text(encoding="utf-8")
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
+    template = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    block = template.split(f"Dockerfile: functions/{image}/Dockerfile", 1)[1].split("Properties:", 1)[0]
+    args.update(re.findall(r"^ +(STORE_CLIENTS): (\S+)", block, re.M))
+    return args
+
+
+def test_every_store_clients_value_is_an_extra_and_servers_is_their_union() -> None:
+    # GIVEN the values the Dockerfiles' STORE_CLIENTS build argument takes (as their comment lists them)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    values = ["qdrant", "chroma-client", "milvus-client", "weaviate", "pinecone"]
+    for image in ("query", "ingest"):
+        text = (ROOT / "functions" / image / "Dockerfile").read_text(encoding="utf-8")
+        assert "(qdrant, chroma-client, milvus-client, weaviate, pinecone)" in text
+        # AND the template builds each image with every client by default
+        assert build_args(image)["STORE_CLIENTS"] == "servers"
+    # THEN each is an extra, `qdrant` adds nothing to the core (which has qdrant-client)
+    assert extras["qdrant"] == []
+    assert any(r.startswith("qdrant-client") for r in project["dependencies"])
+    # AND `servers` is exactly the other four
+    assert extras["servers"] == [f"ragstream[{','.join(v for v in values if v != 'qdrant')}]"]
+    assert all(extras[v] for v in values if v != "qdrant")
 
 
 def install(image: str, target: Path) -> None:

@@ -120,8 +120,10 @@ def test_dockerfiles_install_only_their_own_extra_from_the_pinned_set() -> None:
         installs = [line for line in text.splitlines() if line.startswith("RUN uv pip install ")]
         assert len(installs) == 1
         args = shlex.split(installs[0])
-        # its own extra and the thin clients of every server store (VectorStore picks one at deploy time)
-        assert [a for a in args if a.startswith(".[")] == [f".[{image},servers]"]
+        # its own extra and the thin clients of the server stores (the STORE_CLIENTS build argument:
+        # every one by default, VectorStore picks one at deploy time)
+        assert [a for a in args if a.startswith(".[")] == [f".[{image},${{STORE_CLIENTS}}]"]
+        assert "\nARG STORE_CLIENTS=servers\n" in text
         assert "--constraint" in args and "constraints.txt" in args
         assert args[args.index("--override") + 1] == "overrides.txt"
         assert "ENV HOME=/tmp" in text and "DO_NOT_TRACK=1" in text
