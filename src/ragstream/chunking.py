@@ -47,18 +47,14 @@ def embedded_text(chunk: Chunk, title: str | None, parts: Collection[str]) -> st
     """The text a chunk is embedded (dense and sparse) from: the document context named in ``parts``
     (``title``, ``section``, ``page``) on one line, then the chunk's own text.
 
-    The section is left out where it repeats the title or opens the chunk's text already.
+    A title or section that opens the chunk's text already, or a section that repeats the title, is
+    left out.
     """
     context: list[str] = []
-    if "title" in parts and title:
+    if "title" in parts and title and not chunk.text.startswith(title):
         context.append(title)
     section = _clip(chunk.title) if chunk.title else None
-    if (
-        "section" in parts
-        and section
-        and section != title
-        and not chunk.text.startswith(section)
-    ):
+    if "section" in parts and section and section != title and not chunk.text.startswith(section):
         context.append(section)
     if "page" in parts and chunk.page:
         context.append(f"page {chunk.page}")

@@ -264,9 +264,7 @@ class EdgeIndex:
 
         dense = qe.Query.Nearest(list(vector), using=VECTOR)
         if lexical is None or not lexical.sparse.indices or not self._has_sparse():
-            request = qe.QueryRequest(
-                limit=limit, query=dense, filter=to_edge_filter(flt), with_payload=True
-            )
+            request = qe.QueryRequest(limit=limit, query=dense, filter=to_edge_filter(flt), with_payload=True)
         else:
             sparse = qe.SparseVector(indices=lexical.sparse.indices, values=lexical.sparse.values)
             each = prefetch_limit(limit)

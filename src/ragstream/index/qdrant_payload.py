@@ -42,6 +42,8 @@ NO_SPARSE = (
 def prefetch_limit(limit: int) -> int:
     """Candidates each side (dense, sparse) of a hybrid search brings to the fusion."""
     return max(2 * limit, 50)
+
+
 #: Payload fields with a keyword index: the ones every replace, delete and filter uses.
 KEYWORD_FIELDS = ("metadata.source", "metadata.version", "metadata.folders", "metadata.content_type")
 
