@@ -21,6 +21,7 @@ package (the query image has none), and it imports in well under a millisecond.
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections import Counter
@@ -200,6 +201,7 @@ _SUFFIXES: tuple[tuple[str, str, int], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A light English suffix stemmer: one suffix off, then a doubled final consonant undone."""
     if len(word) <= 3 or not word.isalpha():
@@ -233,6 +235,7 @@ def terms(text: str) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=65536)
 def term_id(term: str) -> int:
     """The sparse index of a term."""
     return zlib.crc32(term.encode("utf-8")) & _ID_MASK
