@@ -169,7 +169,11 @@ def run(home: Path, context: str, retrieval: str, embedder: Any) -> dict[str, An
     folder = home / f"{context or 'none'}-{retrieval}".replace(",", "+")
     shutil.rmtree(folder, ignore_errors=True)
     settings = get_settings(
-        home=folder, index="edge", embed_context=context or "none", retrieval=retrieval, embedding_provider="local"
+        home=folder,
+        index="edge",
+        embed_context=context or "none",
+        retrieval=retrieval,
+        embedding_provider="local",
     )
     pipeline = Pipeline.from_settings(settings, store=MemoryBlobs(documents), embedder=embedder)
     outcomes = pipeline.run(corpus_refs(documents))

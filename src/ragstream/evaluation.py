@@ -100,7 +100,9 @@ def run_beir(
 
     started = time.perf_counter()
     rankers = rankings(eval_settings, embedder, recorder)
-    scores = {mode: {"nDCG@10": [], "Recall@10": [], "Recall@100": []} for mode in rankers}
+    scores: dict[str, dict[str, list[float]]] = {
+        mode: {"nDCG@10": [], "Recall@10": [], "Recall@100": []} for mode in rankers
+    }
     for qid in query_ids:
         for mode, rank in rankers.items():
             ranking = _documents(rank(queries[qid], 300))

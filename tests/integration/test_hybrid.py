@@ -160,7 +160,7 @@ def test_a_collection_made_before_hybrid_is_searched_dense_and_refuses_sparse_po
         # a sparse point is refused with what to do
         indices, values = encode_document(point.text)
         sparse = point.model_copy(update={"sparse": SparseVector(indices=indices, values=values)})
-        with pytest.raises(ConfigError, match="without the sparse vector.*RAGSTREAM_RETRIEVAL=dense"):
+        with pytest.raises(ConfigError, match=r"without the sparse vector.*RAGSTREAM_RETRIEVAL=dense"):
             index.upsert([sparse])
     finally:
         index.close()

@@ -6,7 +6,7 @@ import math
 import subprocess
 import sys
 
-from ragstream.lexical import AVG_LEN, B, K1, encode_document, encode_query, term_id, terms
+from ragstream.lexical import AVG_LEN, K1, B, encode_document, encode_query, term_id, terms
 
 
 def test_terms_are_lowercased_stemmed_words_without_stop_words() -> None:

@@ -276,7 +276,7 @@ class EdgeIndex:
                         limit=each, query=qe.Query.Nearest(sparse, using=SPARSE), filter=to_edge_filter(flt)
                     ),
                 ],
-                query=qe.Fusion.Rrf(k=RRF_K),
+                query=qe.Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]
                 with_payload=True,
             )
         return [to_hit(p.id, p.score, p.payload) for p in _translate(shard.query, request)]
