@@ -2,9 +2,11 @@
 
 Twelve quarterly reports written for this benchmark (four fictional companies, three quarters of
 2024), alike in layout and wording as real filings are: each opens with a title that names the
-company and the quarter, and the body says "the Company" and "the quarter", never the name or the
-period. Five questions per report name both (60 questions). A question is answered when the right
-report is among the top 5 chunks (the default ``top_k``).
+company and the quarter, then nine sections (overview, results, segments, liquidity, outlook, risks,
+and the boilerplate every filing has) that say "the Company" and "the quarter", never the name or
+the period. Five questions per report name both (60 questions). Scored: the right report among the
+top 5 chunks (the default ``top_k``), and, stricter, the chunk of the right report that holds the
+answer (its figure or phrase) among them.
 
 Scored for each document context (what a chunk's embedded text carries: none, title, title+section,
 title+section+page) under dense and hybrid retrieval, through the real pipeline (extraction of the
@@ -99,29 +101,53 @@ def report(company: dict[str, Any], q: int) -> str:
 
 The Company {company["business"]}. {event} Management reviews the business as two segments,
 {first} and {second}, and this report compares the quarter with the same quarter a year earlier
-unless it says otherwise.
+unless it says otherwise. The figures are unaudited and prepared on the same basis as the annual
+financial statements; some amounts may not add up because of rounding.
+
+## Forward-Looking Statements
+
+This report contains statements about future events and expectations, which are forward-looking
+statements. Words such as expects, anticipates, intends, plans, believes and estimates identify
+them. They involve risks and uncertainties, and actual results may differ materially. The Company
+undertakes no obligation to update any forward-looking statement after the date of this report.
 
 ## Results of Operations
 
 Net revenue for the quarter was ${revenue} million, {trend} from the same quarter a year earlier.
 Gross margin was {margin}% of net revenue. Operating expenses grew more slowly than revenue, as
-the Company held hiring flat outside its sales teams.
+the Company held hiring flat outside its sales teams. Research and development spending stayed
+close to the level of the prior quarter, and marketing spending followed the seasonal pattern.
 
 ## Segment Information
 
 {first} contributed {share}% of net revenue in the quarter and {second} the remaining
-{100 - share}%. The margin of {first} was higher than that of {second}.
+{100 - share}%. The margin of {first} was higher than that of {second}. Segment results exclude
+corporate costs, which are reported separately and are not allocated to the segments.
 
 ## Liquidity and Capital Resources
 
 At the end of the quarter, on {end}, the Company held cash and cash equivalents of ${cash}
 million and had no borrowings under its revolving credit facility. Cash from operations funded
-capital expenditure and the quarterly dividend.
+capital expenditure and the quarterly dividend. The Board approved the dividend at the same rate
+per share as in the prior quarter.
+
+## Critical Accounting Estimates
+
+Preparing the financial statements requires estimates and judgements that affect the reported
+amounts of assets, liabilities, revenue and expenses. The most significant concern revenue
+recognition, the valuation of inventories, the useful lives of long-lived assets and income
+taxes. No change to these estimates had a material effect on the results of the quarter.
 
 ## Outlook
 
 For the next quarter, management expects net revenue between ${low} million and ${high} million,
 and a gross margin close to that of the quarter just ended.
+
+## Legal Proceedings
+
+The Company is party to claims and lawsuits that arise in the ordinary course of business. In the
+opinion of management, their outcome is not expected to have a material adverse effect on the
+financial position, results of operations or cash flows of the Company.
 
 ## Risk Factors
 
@@ -129,31 +155,33 @@ The main risks to the Company's results are {company["risks"]}.
 """
 
 
-def questions(company: dict[str, Any], q: int) -> list[str]:
-    """Five questions about one report, each naming the company and the quarter."""
+def questions(company: dict[str, Any], q: int) -> list[tuple[str, str]]:
+    """Five questions about one report, each naming the company and the quarter, with a phrase of
+    the chunk that answers it."""
     label, words, _ = QUARTERS[q]
     name = company["name"]
+    revenue, _, _, share, cash, (low, _), _ = company["quarters"][q]
     first = company["segments"][0]
     return [
-        f"What was {name}'s net revenue in {label}?",
-        f"How much cash did {name} hold at the end of the {words}?",
-        f"What revenue does {name} expect for the quarter after {label}?",
-        f"What share of {name}'s revenue came from {first} in the {words}?",
-        f"What did {name} report as its main risks for {label}?",
+        (f"What was {name}'s net revenue in {label}?", f"${revenue} million"),
+        (f"How much cash did {name} hold at the end of the {words}?", f"${cash}"),
+        (f"What revenue does {name} expect for the quarter after {label}?", f"between ${low} million"),
+        (f"What share of {name}'s revenue came from {first} in the {words}?", f"contributed {share}%"),
+        (f"What did {name} report as its main risks for {label}?", company["risks"][:40]),
     ]
 
 
-def corpus() -> tuple[dict[str, bytes], list[tuple[str, str]]]:
-    """The reports (under neutral file names) and the (question, right source) pairs."""
+def corpus() -> tuple[dict[str, bytes], list[tuple[str, str, str]]]:
+    """The reports (under neutral file names) and the (question, right source, answer phrase)."""
     documents: dict[str, bytes] = {}
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[str, str, str]] = []
     n = 0
     for company in COMPANIES:
         for q in range(len(QUARTERS)):
             n += 1
             source = f"s3://{BUCKET}/filings/report-{n:02d}.md"
             documents[source] = report(company, q).encode()
-            pairs += [(text, source) for text in questions(company, q)]
+            pairs += [(text, source, answer) for text, answer in questions(company, q)]
     return documents, pairs
 
 
@@ -179,7 +207,11 @@ def run(home: Path, context: str, retrieval: str, embedder: Any) -> dict[str, An
     outcomes = pipeline.run(corpus_refs(documents))
     assert all(o.status == "indexed" for o in outcomes), [o.reason for o in outcomes]
     retriever = Retriever(settings, embedder, pipeline.index)
-    found = sum(source in {h.source for h in retriever.search(text, top_k=5)} for text, source in pairs)
+    found = answered = 0
+    for text, source, answer in pairs:
+        hits = retriever.search(text, top_k=5)
+        found += any(h.source == source for h in hits)
+        answered += any(h.source == source and answer in " ".join(h.text.split()) for h in hits)
     chunks = sum(o.chunks for o in outcomes)
     pipeline.index.close()
     return {
@@ -188,6 +220,7 @@ def run(home: Path, context: str, retrieval: str, embedder: Any) -> dict[str, An
         "chunks": chunks,
         "questions": len(pairs),
         "right report in top 5": round(found / len(pairs), 3),
+        "its answer chunk in top 5": round(answered / len(pairs), 3),
     }
 
 
