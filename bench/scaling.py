@@ -74,8 +74,9 @@ def one_size(n: int, queries: int = 50, backend: str = "local") -> dict[str, Any
             )
         if hybrid:
             for point in points:
-                words = rng.choice(len(vocabulary), size=90, p=zipf)
-                indices, values = encode_document(" ".join(vocabulary[w] for w in words))
+                words = " ".join(vocabulary[w] for w in rng.choice(len(vocabulary), size=90, p=zipf))
+                point.text = words  # Milvus runs its own BM25 over the text; the others read sparse
+                indices, values = encode_document(words)
                 point.sparse = SparseVector(indices=indices, values=values)
         index.upsert(points)
     upsert_seconds = time.perf_counter() - started
