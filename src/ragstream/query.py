@@ -149,7 +149,11 @@ class Retriever:
                     }
                     for h in hits
                 ],
-                metadata={"hits": len(hits), "collection": self.index.collection},
+                metadata={
+                    "hits": len(hits),
+                    "collection": self.index.collection,
+                    "retrieval": "hybrid" if lexical and self.index.capabilities.hybrid else "dense",
+                },
             )
         return hits
 
