@@ -3,7 +3,8 @@
 Scaling: ``bench/scaling.py --one N --backend B`` in a fresh process per store and size (so each
 peak RSS is its own; Milvus Lite's engine runs in a child process, whose peak is added): upsert
 throughput, search and filtered search p50/p95 (50 queries, top 5; the filter is one folder of 5,000
-chunks), delete of one source, disk and peak RSS. The vectors are random unit vectors (384-d): fine
+chunks), hybrid search (dense + BM25 fused by the engine) next to them on the stores that declare it,
+delete of one source, disk and peak RSS. The vectors are random unit vectors (384-d): fine
 for cost, meaningless for recall.
 
 Corpus (``--corpus DIR``): ``ragstream ingest DIR`` per store with a fresh RAGSTREAM_HOME, reporting
@@ -76,6 +77,11 @@ def corpus(store: str, folder: Path) -> dict[str, Any]:
     }
 
 
+def _pair(figures: dict[str, float] | None) -> str:
+    """p50 / p95 of a timing, or "dense only" for a store without hybrid search."""
+    return f"{figures['p50_ms']} / {figures['p95_ms']}" if figures else "dense only"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 100000])
@@ -94,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                     "upsert points/s": r["upsert_points_per_s"],
                     "search p50/p95 ms": f"{search['p50_ms']} / {search['p95_ms']}",
                     "filtered p50/p95 ms": f"{filtered['p50_ms']} / {filtered['p95_ms']}",
+                    "hybrid p50/p95 ms": _pair(r.get("hybrid_search")),
+                    "hybrid filtered p50/p95 ms": _pair(r.get("hybrid_filtered_search")),
                     "delete source ms": r["delete_source_ms"],
                     "disk MB": r["disk_mb"],
                     # the Python process, plus an engine's own process (Milvus Lite): an upper bound

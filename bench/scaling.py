@@ -33,13 +33,20 @@ def one_size(n: int, queries: int = 50, backend: str = "local") -> dict[str, Any
     import numpy as np
 
     from ragstream.config import Settings
-    from ragstream.index import Point, SearchFilter, chunk_metadata, open_index, point_id
+    from ragstream.index import Point, SearchFilter, SparseVector, chunk_metadata, open_index, point_id
+    from ragstream.lexical import encode_document
+    from ragstream.query import lexical_query
 
     rng = np.random.default_rng(42)
     folder = Path(tempfile.mkdtemp(prefix="ragstream-scaling-"))
     index = open_index(Settings(home=folder, index=BACKENDS.get(backend, backend), collection="scaling"))
     index.ensure_collection(DIM)
     text = "The committee reviewed the figures of the quarter and agreed on the next steps. " * 10
+    # the sparse side (hybrid stores): 90 words per chunk drawn Zipf-like from 20,000 made-up words
+    vocabulary = [f"w{i}x{(i * 7919) % 1000}" for i in range(20_000)]
+    zipf = 1.0 / np.arange(1, len(vocabulary) + 1)
+    zipf /= zipf.sum()
+    hybrid = index.capabilities.hybrid
     per_doc = 20
     started = time.perf_counter()
     for start in range(0, n, 2048):
@@ -65,6 +72,12 @@ def one_size(n: int, queries: int = 50, backend: str = "local") -> dict[str, Any
                     ),
                 )
             )
+        if hybrid:
+            for point in points:
+                words = " ".join(vocabulary[w] for w in rng.choice(len(vocabulary), size=90, p=zipf))
+                point.text = words  # Milvus runs its own BM25 over the text; the others read sparse
+                indices, values = encode_document(words)
+                point.sparse = SparseVector(indices=indices, values=values)
         index.upsert(points)
     upsert_seconds = time.perf_counter() - started
     qs = rng.standard_normal((queries, DIM)).astype(np.float32)
@@ -79,6 +92,20 @@ def one_size(n: int, queries: int = 50, backend: str = "local") -> dict[str, Any
         t = time.perf_counter()
         index.search(q.tolist(), limit=5, flt=flt)
         filtered.append(time.perf_counter() - t)
+    lexical = [
+        lexical_query(" ".join(vocabulary[w] for w in rng.choice(len(vocabulary), size=5, p=zipf)))
+        for _ in range(queries)
+    ]
+    hybrid_plain, hybrid_filtered = [], []
+    if hybrid:
+        index.search(qs[0].tolist(), limit=5, lexical=lexical[0])  # warm
+        for q, lex in zip(qs, lexical, strict=True):
+            t = time.perf_counter()
+            index.search(q.tolist(), limit=5, lexical=lex)
+            hybrid_plain.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            index.search(q.tolist(), limit=5, flt=flt, lexical=lex)
+            hybrid_filtered.append(time.perf_counter() - t)
     t = time.perf_counter()
     index.delete_source("s3://bench/folder-0/doc-3.pdf")
     delete_seconds = time.perf_counter() - t
@@ -92,6 +119,8 @@ def one_size(n: int, queries: int = 50, backend: str = "local") -> dict[str, Any
         "upsert_points_per_s": round(n / upsert_seconds),
         "search": percentiles(plain),
         "filtered_search": percentiles(filtered),
+        "hybrid_search": percentiles(hybrid_plain) if hybrid else None,
+        "hybrid_filtered_search": percentiles(hybrid_filtered) if hybrid else None,
         "delete_source_ms": round(delete_seconds * 1000, 1),
         "disk_mb": round(disk_mb, 1),
         "peak_rss_mb": peak_rss_mb(),

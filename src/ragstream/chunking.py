@@ -8,14 +8,66 @@ pieces of the embedding model's tokenizer, so a chunk never exceeds what the loc
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Collection, Sequence
 from itertools import groupby
+from typing import Any
 
 from .model import Chunk, Element
 
-__all__ = ["chunk_elements"]
+__all__ = ["chunk_elements", "document_title", "embedded_text"]
 
 SEPARATOR = "\n\n"
+#: Characters of document context (title, section) before a chunk's text, at most each.
+CONTEXT_CHARS = 160
+#: Document-level metadata that names a document, best first (pdf_text and unstructured set them).
+_TITLE_KEYS = ("pdf_title", "title", "subject")
+_NAME_SEPARATORS = re.compile(r"[_\-.+]+|%20")
+
+
+def document_title(name: str, metadata: dict[str, Any], elements: Sequence[Element] = ()) -> str | None:
+    """What names a document: its own title (PDF metadata, an email's subject, a heading that opens
+    it), else its file name cleaned of extension and separators when that has a letter; None if
+    nothing names it."""
+    for key in _TITLE_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, str) and value.strip():
+            return _clip(value)
+    first = next((e for e in elements if e.text.strip()), None)
+    if first is not None and first.type == "Title" and (first.page or 1) == 1:
+        return _clip(first.text)
+    stem = name.rsplit("/", 1)[-1]
+    if "." in stem.strip("."):
+        stem = stem.rsplit(".", 1)[0]
+    cleaned = " ".join(_NAME_SEPARATORS.sub(" ", stem).split())
+    return _clip(cleaned) if any(c.isalpha() for c in cleaned) else None
+
+
+def embedded_text(chunk: Chunk, title: str | None, parts: Collection[str]) -> str:
+    """The text a chunk is embedded (dense and sparse) from: the document context named in ``parts``
+    (``title``, ``section``, ``page``) on one line, then the chunk's own text.
+
+    A title or section that opens the chunk's text already, or a section that repeats the title, is
+    left out.
+    """
+    context: list[str] = []
+    if "title" in parts and title and not chunk.text.startswith(title):
+        context.append(title)
+    section = _clip(chunk.title) if chunk.title else None
+    if "section" in parts and section and section != title and not chunk.text.startswith(section):
+        context.append(section)
+    if "page" in parts and chunk.page:
+        context.append(f"page {chunk.page}")
+    if not context:
+        return chunk.text
+    return " › ".join(context) + "\n\n" + chunk.text
+
+
+def _clip(text: str) -> str:
+    one_line = " ".join(text.split())
+    if len(one_line) <= CONTEXT_CHARS:
+        return one_line
+    return one_line[:CONTEXT_CHARS].rsplit(" ", 1)[0]
 
 
 def chunk_elements(

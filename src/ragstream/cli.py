@@ -160,7 +160,12 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(report, indent=2))
     else:
         for key, value in report.items():
-            print(f"{key:<18} {value}")
+            if key == "modes":
+                for mode, figures in value.items():
+                    shown = "  ".join(f"{metric} {figure:.4f}" for metric, figure in figures.items())
+                    print(f"{mode:<18} {shown}")
+            else:
+                print(f"{key:<18} {value}")
     return 0
 
 

@@ -136,6 +136,22 @@ class Settings(BaseSettings):
         description="Extractive answers: below this similarity the sources are taken not to answer.",
     )
 
+    # -- retrieval -------------------------------------------------------------------------------------
+    retrieval: Literal["hybrid", "dense"] = Field(
+        default="hybrid",
+        description="hybrid: every chunk also gets a BM25 sparse vector, and the store fuses dense and "
+        "lexical rankings (reciprocal rank fusion) where it can (Qdrant, Qdrant Edge, Milvus); other "
+        "stores search dense. dense: embeddings only. Changing it re-indexes.",
+    )
+    embed_context: str = Field(
+        default="title,section",
+        pattern=r"^(|none|(title|section|page)(,(title|section|page))*)$",
+        description="What of its document each chunk's embedded text (dense and sparse) carries before "
+        "its own text: title (the document's title, else its file name), section (the heading it lies "
+        "under), page; comma-separated, or none. The stored text stays the chunk's own. Changing it "
+        "re-indexes.",
+    )
+
     # -- chunking --------------------------------------------------------------------------------------
     chunk_size: int = Field(default=200, ge=16, le=8000, description="Chunk size in tokens.")
     chunk_overlap: int = Field(default=30, ge=0, description="Overlap between chunks in tokens.")
@@ -355,10 +371,22 @@ class Settings(BaseSettings):
             "embedding": self.embedding_id,
             "chunk_size": self.chunk_size,
             "chunk_overlap": self.chunk_overlap,
+            "retrieval": self.retrieval,
+            "context": sorted(self.context_parts),
             "pdf_ocr": self.pdf_ocr,
             "ocr": self.ocr,
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def context_parts(self) -> frozenset[str]:
+        """The pieces of document context in every chunk's embedded text (``embed_context``)."""
+        return frozenset(p for p in self.embed_context.split(",") if p and p != "none")
+
+    @property
+    def hybrid(self) -> bool:
+        """Whether chunks get sparse vectors and searches a lexical side (``retrieval=hybrid``)."""
+        return self.retrieval == "hybrid"
 
     @property
     def tracing(self) -> bool:

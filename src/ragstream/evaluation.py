@@ -1,24 +1,51 @@
-"""Retrieval quality on a BEIR-layout dataset, through the real ingest and search path."""
+"""Retrieval quality on a BEIR-layout dataset, through the real ingest and search path.
+
+Three rankings are scored side by side: ``dense`` (the embeddings alone), ``sparse`` (BM25 alone, over
+the chunks' sparse vectors with the inverse document frequency Qdrant's ``Modifier.IDF`` uses) and
+``hybrid`` (the store's fusion of both). Embeddings are cached on disk by (model, text), so runs that
+change only the retrieval or the fusion re-embed nothing.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
+import shutil
+import sqlite3
+import threading
 import time
+from array import array
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.embeddings import Embeddings
+
 from .blobs import MemoryBlobs
 from .errors import ConfigError
+from .index import Hit, LexicalQuery, Point, SearchFilter, SparseVector, VectorIndex
 from .model import SourceRef
 
 if TYPE_CHECKING:
     from .config import Settings
 
-__all__ = ["corpus_refs", "dataset_settings", "load_corpus", "ndcg_at_k", "recall_at_k", "run_beir"]
+__all__ = [
+    "Bm25",
+    "CachedEmbeddings",
+    "RecordingIndex",
+    "corpus_refs",
+    "dataset_settings",
+    "load_corpus",
+    "ndcg_at_k",
+    "recall_at_k",
+    "run_beir",
+]
+
+#: The rankings an evaluation scores.
+MODES = ("dense", "sparse", "hybrid")
 
 
 def run_beir(
@@ -28,15 +55,17 @@ def run_beir(
     split: str = "test",
     limit: int | None = None,
     on_progress: Callable[[Any], None] | None = None,
+    embedder: Embeddings | None = None,
 ) -> dict[str, Any]:
-    """Ingest ``corpus.jsonl`` into a collection of its own, run ``queries.jsonl``, score with qrels.
+    """Ingest ``corpus.jsonl`` into a fresh collection of its own, run ``queries.jsonl``, score with
+    qrels: dense, sparse and hybrid side by side (sparse and hybrid with ``retrieval=hybrid`` only).
 
     Each corpus entry becomes one document (``beir://NAME/ID``, title and text) that goes through
     extraction, chunking, embedding and the index like any file; a query's ranking is its chunks'
-    ranking with each document at its best chunk. A second run re-uses the index (nothing re-embedded).
+    ranking with each document at its best chunk. Embeddings are cached under ``home/eval`` (a second
+    run re-embeds nothing); the index is rebuilt each run, so the figures are of the settings given.
     """
     from .ingest import Pipeline
-    from .query import Retriever
 
     corpus_file, queries_file, qrels_file = (
         dataset / "corpus.jsonl",
@@ -55,31 +84,43 @@ def run_beir(
 
     documents = load_corpus(dataset)
     eval_settings = dataset_settings(settings, name)
-    pipeline = Pipeline.from_settings(eval_settings, store=MemoryBlobs(documents))
+    shutil.rmtree(eval_settings.home, ignore_errors=True)  # the index and ledger of these settings only
+    if embedder is None:
+        from .embeddings import build_embeddings
+
+        embedder = CachedEmbeddings(
+            build_embeddings(settings), settings.home / "eval" / "embeddings.sqlite", settings.embedding_id
+        )
+    pipeline = Pipeline.from_settings(eval_settings, store=MemoryBlobs(documents), embedder=embedder)
+    recorder = RecordingIndex(pipeline.index)
+    pipeline.index = recorder
     started = time.perf_counter()
     outcomes = pipeline.run(corpus_refs(documents), on_outcome=on_progress)
     ingest_seconds = time.perf_counter() - started
 
-    retriever = Retriever(eval_settings, pipeline.embedder, pipeline.index)
     started = time.perf_counter()
-    ndcg10, r10, r100 = [], [], []
+    rankers = rankings(eval_settings, embedder, recorder)
+    scores: dict[str, dict[str, list[float]]] = {
+        mode: {"nDCG@10": [], "Recall@10": [], "Recall@100": []} for mode in rankers
+    }
     for qid in query_ids:
-        hits = retriever.search(queries[qid], top_k=300)
-        ranking: list[str] = []
-        for hit in hits:
-            doc_id = hit.source.rsplit("/", 1)[-1]
-            if doc_id not in ranking:
-                ranking.append(doc_id)
-        relevant = qrels[qid]
-        ndcg10.append(ndcg_at_k(ranking, relevant, 10))
-        r10.append(recall_at_k(ranking, relevant, 10))
-        r100.append(recall_at_k(ranking, relevant, 100))
+        for mode, rank in rankers.items():
+            ranking = _documents(rank(queries[qid], 300))
+            relevant = qrels[qid]
+            scores[mode]["nDCG@10"].append(ndcg_at_k(ranking, relevant, 10))
+            scores[mode]["Recall@10"].append(recall_at_k(ranking, relevant, 10))
+            scores[mode]["Recall@100"].append(recall_at_k(ranking, relevant, 100))
     search_seconds = time.perf_counter() - started
     pipeline.index.close()
     statuses: dict[str, int] = defaultdict(int)
     for o in outcomes:
         statuses[o.status] += 1
     n = max(len(query_ids), 1)
+    by_mode = {
+        mode: {metric: round(sum(values) / n, 4) for metric, values in metrics.items()}
+        for mode, metrics in scores.items()
+    }
+    default = by_mode[eval_settings.retrieval]
     return {
         "dataset": name,
         "split": split,
@@ -88,27 +129,199 @@ def run_beir(
         "chunks_embedded": sum(o.embedded for o in outcomes),
         "queries": len(query_ids),
         "embedding": eval_settings.embedding_id,
-        "nDCG@10": round(sum(ndcg10) / n, 4),
-        "Recall@10": round(sum(r10) / n, 4),
-        "Recall@100": round(sum(r100) / n, 4),
+        "retrieval": eval_settings.retrieval,
+        "context": eval_settings.embed_context,
+        "chunk_size": eval_settings.chunk_size,
+        "chunk_overlap": eval_settings.chunk_overlap,
+        "nDCG@10": default["nDCG@10"],
+        "Recall@10": default["Recall@10"],
+        "Recall@100": default["Recall@100"],
+        "modes": by_mode,
         "ingest_seconds": round(ingest_seconds, 1),
         "search_seconds": round(search_seconds, 1),
     }
 
 
+def rankings(
+    settings: Settings, embedder: Embeddings, index: RecordingIndex
+) -> dict[str, Callable[[str, int], list[Hit]]]:
+    """Per mode, a function of (query, k) to the k best chunks: dense always; sparse and hybrid when
+    the chunks have sparse vectors (``retrieval=hybrid``)."""
+    from .query import lexical_query
+
+    def dense(query: str, k: int) -> list[Hit]:
+        return index.search(embedder.embed_query(query), limit=k)
+
+    out: dict[str, Callable[[str, int], list[Hit]]] = {"dense": dense}
+    if not settings.hybrid:
+        return out
+    bm25 = Bm25(index.sparse)
+
+    def sparse(query: str, k: int) -> list[Hit]:
+        return bm25.search(lexical_query(query), k)
+
+    def hybrid(query: str, k: int) -> list[Hit]:
+        return index.search(embedder.embed_query(query), limit=k, lexical=lexical_query(query))
+
+    out.update(sparse=sparse, hybrid=hybrid)
+    return out
+
+
+def _documents(hits: list[Hit]) -> list[str]:
+    """The documents of ranked chunks, each at its best chunk."""
+    ranking: list[str] = []
+    for hit in hits:
+        found = doc_id(hit.source)
+        if found not in ranking:
+            ranking.append(found)
+    return ranking
+
+
+class RecordingIndex:
+    """A store as it is, that also keeps the sparse vector and source of every point written through
+    it (for the BM25-alone ranking, which no store offers on its own)."""
+
+    def __init__(self, inner: VectorIndex) -> None:
+        self.inner = inner
+        self.collection = inner.collection
+        self.capabilities = inner.capabilities
+        self.sparse: dict[str, tuple[str, SparseVector]] = {}
+
+    def ensure_collection(self, dim: int) -> None:
+        self.inner.ensure_collection(dim)
+
+    def exists(self) -> bool:
+        return self.inner.exists()
+
+    def upsert(self, points: Sequence[Point]) -> int:
+        for p in points:
+            if p.sparse is not None:
+                self.sparse[p.id] = (str(p.metadata.get("source", "")), p.sparse)
+        return self.inner.upsert(points)
+
+    def delete_source(
+        self, source: str, *, keep_version: str | None = None, only_version: str | None = None
+    ) -> None:
+        self.inner.delete_source(source, keep_version=keep_version, only_version=only_version)
+
+    def count(self, source: str | None = None, version: str | None = None) -> int:
+        return self.inner.count(source, version)
+
+    def versions(self) -> Any:
+        return self.inner.versions()
+
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        limit: int,
+        flt: SearchFilter | None = None,
+        lexical: LexicalQuery | None = None,
+    ) -> list[Hit]:
+        return self.inner.search(vector, limit=limit, flt=flt, lexical=lexical)
+
+    def ping(self) -> None:
+        self.inner.ping()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Bm25:
+    """BM25 alone over recorded sparse vectors: the score Qdrant gives a sparse query with its IDF
+    modifier, ``sum(idf(t) * w(t, chunk))`` over the query's terms, with
+    ``idf(t) = ln((N - n(t) + 0.5) / (n(t) + 0.5) + 1)``."""
+
+    def __init__(self, points: dict[str, tuple[str, SparseVector]]) -> None:
+        self.postings: dict[int, list[tuple[str, float]]] = defaultdict(list)
+        self.sources = {pid: source for pid, (source, _) in points.items()}
+        for pid, (_, vector) in points.items():
+            for term, weight in zip(vector.indices, vector.values, strict=True):
+                self.postings[term].append((pid, weight))
+        self.n = len(points)
+
+    def search(self, query: LexicalQuery | None, k: int) -> list[Hit]:
+        if query is None:
+            return []
+        scores: dict[str, float] = defaultdict(float)
+        for term, q in zip(query.sparse.indices, query.sparse.values, strict=True):
+            posting = self.postings.get(term, [])
+            idf = math.log((self.n - len(posting) + 0.5) / (len(posting) + 0.5) + 1)
+            for pid, weight in posting:
+                scores[pid] += q * idf * weight
+        best = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
+        return [
+            Hit(id=pid, score=score, text="", metadata={"source": self.sources[pid]}) for pid, score in best
+        ]
+
+
+class CachedEmbeddings(Embeddings):
+    """An embedder whose vectors are kept in a SQLite file by (embedding id, text): the same text is
+    embedded once across evaluation runs."""
+
+    def __init__(self, inner: Embeddings, path: Path, model: str) -> None:
+        self.inner = inner
+        self.model = model
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False)
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        self._lock = threading.Lock()
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha256(f"{self.model}\0{text}".encode()).hexdigest()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        keys = [self._key(t) for t in texts]
+        found: dict[str, list[float]] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                part = keys[start : start + 500]
+                rows = self._db.execute(
+                    f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(part))})", part
+                )
+                found.update((k, array("f", v).tolist()) for k, v in rows)
+        missing = list({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
+        if missing:
+            vectors = self.inner.embed_documents([t for _, t in missing])
+            new = {k: v for (k, _), v in zip(missing, vectors, strict=True)}
+            with self._lock:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+                    [(k, array("f", v).tobytes()) for k, v in new.items()],
+                )
+                self._db.commit()
+            found.update(new)
+        return [found[k] for k in keys]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+#: The (never contacted) bucket whose objects an evaluation's documents pretend to be.
+EVAL_BUCKET = "ragstream-eval"
+
+
 def load_corpus(dataset: Path) -> dict[str, bytes]:
-    """A BEIR corpus as documents: ``beir://NAME/ID`` -> title and text."""
+    """A BEIR corpus as documents: ``s3://ragstream-eval/NAME/ID.txt`` -> title and text (read from
+    memory: nothing is fetched from S3)."""
     name = dataset.resolve().name
     documents: dict[str, bytes] = {}
     for doc in _jsonl(dataset / "corpus.jsonl"):
         text = "\n\n".join(part for part in (doc.get("title", ""), doc.get("text", "")) if part)
-        documents[f"beir://{name}/{doc['_id']}"] = text.encode("utf-8")
+        documents[f"s3://{EVAL_BUCKET}/{name}/{doc['_id']}.txt"] = text.encode("utf-8")
     return documents
 
 
 def corpus_refs(documents: dict[str, bytes]) -> list[SourceRef]:
-    """The refs of a loaded corpus, as plain-text documents."""
-    return [SourceRef(source=s, key=s.rsplit("/", 1)[-1] + ".txt") for s in documents]
+    """The refs of a loaded corpus, as plain-text objects of :data:`EVAL_BUCKET`."""
+    return [
+        SourceRef(source=s, bucket=EVAL_BUCKET, key=s.removeprefix(f"s3://{EVAL_BUCKET}/")) for s in documents
+    ]
+
+
+def doc_id(source: str) -> str:
+    """The corpus id of a document's source."""
+    return source.rsplit("/", 1)[-1].removesuffix(".txt")
 
 
 def dataset_settings(settings: Settings, name: str) -> Settings:

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from .blobs import Blobs, BlobStore, ObjectGone, SourcePolicy, Unlisted
 from .budget import UNBOUNDED, Deadline
-from .chunking import chunk_elements
+from .chunking import chunk_elements, document_title, embedded_text
 from .errors import (
     DocumentError,
     EmptyDocument,
@@ -42,7 +42,7 @@ from .errors import (
     TransientError,
     Unreadable,
 )
-from .index import Point, VectorIndex, chunk_metadata, point_id
+from .index import Point, SparseVector, VectorIndex, chunk_metadata, point_id
 from .model import Change, Chunk, DocumentRecord, Extraction, SourceRef, Status
 from .printable import printable
 from .tracing import NO_SPAN, NOOP, Span, Tracer
@@ -105,6 +105,8 @@ class _Prepared:
     timings: dict[str, float]
     started: float
     trace: Span = NO_SPAN
+    #: Per chunk, the text it is embedded from: its document context, then its own text.
+    embedded: list[str] = field(default_factory=list)
 
     @property
     def tokens(self) -> int:
@@ -442,14 +444,17 @@ class Pipeline:
                 )
         except Exception as exc:  # every failure becomes a recorded outcome for this one document
             return self._fail(ref, prev, version, exc, started)
-        return _Prepared(ref, prev, version, len(data), extraction, chunks, timings, started, trace)
+        title = document_title(ref.key, extraction.metadata, extraction.elements)
+        parts = self.settings.context_parts
+        texts = [embedded_text(c, title, parts) for c in chunks]
+        return _Prepared(ref, prev, version, len(data), extraction, chunks, timings, started, trace, texts)
 
     def _flush(
         self, batch: list[_Prepared], done: Callable[[Outcome, Span], None], deadline: Deadline = UNBOUNDED
     ) -> None:
         if not batch:
             return
-        texts = [c.text for p in batch for c in p.chunks]
+        texts = [text for p in batch for text in p.embedded]
         embed_spans = [self._embed_span(p, len(batch), len(texts)) for p in batch]
         index_spans: list[Span] = []
         try:
@@ -474,6 +479,8 @@ class Pipeline:
             t = time.perf_counter()
             index_spans = [p.trace.child("index") for p in batch]
             points = [self._points(p, vecs) for p, vecs in zip(batch, _split(vectors, batch), strict=True)]
+            if self.settings.hybrid:
+                _add_sparse(points, batch)
             for p in batch:
                 if p.prev is None:
                     self._intend(p)
@@ -856,6 +863,16 @@ def raise_for_retry(outcomes: list[Outcome]) -> None:
 
 def _is_stale(ref: SourceRef, prev: DocumentRecord | None) -> bool:
     return bool(ref.sequencer and prev and prev.sequencer and ref.sequencer < prev.sequencer)
+
+
+def _add_sparse(points: list[list[Point]], batch: list[_Prepared]) -> None:
+    """Give every point the BM25 vector of its embedded text (hybrid retrieval)."""
+    from .lexical import encode_document
+
+    for doc_points, p in zip(points, batch, strict=True):
+        for point, text in zip(doc_points, p.embedded, strict=True):
+            indices, values = encode_document(text)
+            point.sparse = SparseVector(indices=indices, values=values)
 
 
 def _embedded_whole(batch: list[_Prepared], embedded: int) -> tuple[list[_Prepared], list[_Prepared]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from .index import Hit, SearchFilter, VectorIndex
+from .index import Hit, LexicalQuery, SearchFilter, SparseVector, VectorIndex
 from .model import Answer, Citation, SearchHit
 from .tracing import NO_SPAN, NOOP, ResolvedPrompt, Span, Tracer, to_template
 from .untrusted import neutralise
@@ -112,7 +112,8 @@ class Retriever:
             as_type="retriever",
             input={"query": query, "top_k": top_k, "filter": _filter_json(flt)},
         ) as span:
-            hits = [_hit(p) for p in self.index.search(vector, limit=top_k, flt=flt)]
+            lexical = lexical_query(query) if self.settings.hybrid and query else None
+            hits = [_hit(p) for p in self.index.search(vector, limit=top_k, flt=flt, lexical=lexical)]
             if scope is not None:  # the index filtered already; a hit out of scope is a store's bug
                 strays = [h.source for h in hits if not scope.allows(h.source)]
                 if strays:
@@ -129,7 +130,11 @@ class Retriever:
                     }
                     for h in hits
                 ],
-                metadata={"hits": len(hits), "collection": self.index.collection},
+                metadata={
+                    "hits": len(hits),
+                    "collection": self.index.collection,
+                    "retrieval": "hybrid" if lexical and self.index.capabilities.hybrid else "dense",
+                },
             )
         return hits
 
@@ -311,6 +316,16 @@ class Retriever:
         return Answer(
             question=question, answer=" ".join(parts), citations=citations, grounded=True, model="extractive"
         )
+
+
+def lexical_query(text: str) -> LexicalQuery | None:
+    """The lexical side of a hybrid search for ``text`` (None when it has no index term)."""
+    from .lexical import encode_query
+
+    indices, values = encode_query(text)
+    if not indices:
+        return None
+    return LexicalQuery(text=text, sparse=SparseVector(indices=indices, values=values))
 
 
 def _filter_json(flt: SearchFilter | None) -> dict[str, Any] | None:

@@ -25,7 +25,18 @@ import pytest
 from backends import Backend
 
 from ragstream.errors import DimensionMismatch
-from ragstream.index import Capabilities, Point, SearchFilter, VectorIndex, chunk_metadata, point_id
+from ragstream.index import (
+    Capabilities,
+    LexicalQuery,
+    Point,
+    SearchFilter,
+    SparseVector,
+    VectorIndex,
+    chunk_metadata,
+    point_id,
+)
+from ragstream.lexical import encode_document
+from ragstream.query import lexical_query
 
 DIM = 16
 #: How long an eventually consistent store may take to show a write.
@@ -266,3 +277,97 @@ def test_reads_after_a_reopen_see_every_write(backend: Backend) -> None:
     assert reopened.versions() == {(LEAVE, "v1"): 4, (REPORT, "v1"): 5}
     target = points(REPORT, "v1", 5)[3]
     assert reopened.search(target.vector, limit=1)[0].id == target.id
+
+
+# -- hybrid (stores that declare capabilities.hybrid) ---------------------------------------------------
+
+CODE = "ZX-9042"
+
+
+def hybrid_index(backend: Backend) -> VectorIndex:
+    index = backend.open()
+    if not index.capabilities.hybrid:
+        pytest.skip(f"{backend.name} does not declare capabilities.hybrid: it searches dense only")
+    return index
+
+
+def with_sparse(pts: list[Point]) -> list[Point]:
+    """The points with the BM25 vectors of their text, as ingest gives them."""
+    for p in pts:
+        indices, values = encode_document(p.text)
+        p.sparse = SparseVector(indices=indices, values=values)
+    return pts
+
+
+def lexical(text: str) -> LexicalQuery:
+    query = lexical_query(text)
+    assert query is not None
+    return query
+
+
+def load_hybrid(index: VectorIndex) -> dict[str, list[Point]]:
+    """The points of :func:`load` with sparse vectors; one chunk of the report holds an exact code."""
+    index.ensure_collection(DIM)
+    written = {
+        LEAVE: with_sparse(points(LEAVE, "v1", 4, content_type="text/markdown")),
+        REPORT: with_sparse(points(REPORT, "v1", 5, team="finance", text="quarterly figures, part {i}")),
+        OTHER: with_sparse(points(OTHER, "v1", 3, team="finance")),
+    }
+    written[REPORT][3].text = f"the invoice {CODE} was paid late"
+    with_sparse(written[REPORT])
+    for pts in written.values():
+        assert index.upsert(pts) == len(pts)
+    return written
+
+
+def test_hybrid_puts_an_exact_term_first_that_dense_ranks_low(backend: Backend) -> None:
+    # GIVEN a chunk holding a code, and a query vector nearest to another chunk
+    index = hybrid_index(backend)
+    written = load_hybrid(index)
+    coded = written[REPORT][3]
+    dense = index.search(written[LEAVE][0].vector, limit=12)
+    assert dense[0].id != coded.id
+    # WHEN searching hybrid for the code, THEN its chunk comes first (dense alone ranks it lower)
+    hits = index.search(written[LEAVE][0].vector, limit=5, lexical=lexical(f"invoice {CODE}"))
+    assert hits[0].id == coded.id
+    assert hits[0].text == coded.text and without_nulls(hits[0].metadata) == without_nulls(coded.metadata)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # a query with no term of the index leaves the dense ranking as it was
+    unknown = index.search(written[LEAVE][0].vector, limit=5, lexical=lexical("unheard-of words"))
+    assert unknown[0].id == dense[0].id
+
+
+def test_hybrid_honours_filters_and_limit(backend: Backend) -> None:
+    index = hybrid_index(backend)
+    written = load_hybrid(index)
+    everything = [p for pts in written.values() for p in pts]
+    query = lexical(f"chunk {CODE} quarterly")
+    for flt, expected in FILTERS:
+        hits = index.search(written[LEAVE][0].vector, limit=20, flt=flt, lexical=query)
+        shown = flt.model_dump_json(exclude_defaults=True)
+        assert {h.source for h in hits} == expected, shown
+        assert len(hits) == sum(flt.matches(p.metadata) for p in everything), shown
+    # the code's chunk is outside the handbook: a handbook search never shows it
+    hits = index.search(
+        written[LEAVE][0].vector,
+        limit=5,
+        flt=SearchFilter(source_prefix="s3://docs/handbook/"),
+        lexical=query,
+    )
+    assert hits and all(h.source == LEAVE for h in hits)
+    for limit in (1, 3, 7):
+        assert len(index.search(written[REPORT][0].vector, limit=limit, lexical=query)) == limit
+
+
+def test_hybrid_forgets_deleted_points(backend: Backend) -> None:
+    index = hybrid_index(backend)
+    written = load_hybrid(index)
+    index.delete_source(REPORT)
+    hits = index.search(written[LEAVE][0].vector, limit=12, lexical=lexical(CODE))
+    assert REPORT not in {h.source for h in hits}
+    assert len(hits) == 7  # the sparse side lost the report's points too: only the others are left
+    # a new version of the source is found by its new terms, not its old ones
+    new = with_sparse(points(REPORT, "v2", 2, text="renewed contract {i} for " + CODE))
+    index.upsert(new)
+    hits = index.search(written[LEAVE][0].vector, limit=3, lexical=lexical(CODE))
+    assert hits[0].source == REPORT and hits[0].version == "v2"

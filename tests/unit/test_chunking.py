@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 
-from ragstream.chunking import chunk_elements
+from ragstream.chunking import chunk_elements, document_title, embedded_text
 from ragstream.embeddings import count_tokens
-from ragstream.model import Element
+from ragstream.model import Chunk, Element
 
 PARA = (
     "Every full-time employee receives twenty-five days of paid annual leave per calendar year, "
@@ -77,3 +77,36 @@ def test_blank_elements_make_no_chunks() -> None:
         )
         == []
     )
+
+
+# -- document context in the embedded text ---------------------------------------------------------------
+
+
+def test_a_document_is_named_by_its_title_else_its_opening_heading_else_its_file_name() -> None:
+    heading = [Element(text="Acme Corp  Quarterly Report Q2", type="Title", page=1), Element(text=PARA)]
+    assert (
+        document_title("x/report.pdf", {"pdf_title": "Annual Report 2024"}, heading) == "Annual Report 2024"
+    )
+    assert document_title("mail.eml", {"subject": "Budget for Q3"}, []) == "Budget for Q3"
+    assert document_title("x/report.md", {}, heading) == "Acme Corp Quarterly Report Q2"
+    body = [Element(text=PARA), Element(text="Later", type="Title")]  # a heading that does not open it
+    assert document_title("reports/acme_10-Q_2024.q2.pdf", {}, body) == "acme 10 Q 2024 q2"
+    assert document_title("scifact/4983.txt", {}, body) is None  # a number names nothing
+    assert len(document_title("a.pdf", {"pdf_title": "word " * 100}, []) or "") <= 160
+
+
+def test_the_embedded_text_carries_title_section_and_page_as_asked() -> None:
+    chunk = Chunk(text="Net revenue was $12 million.", index=3, page=4, title="Results of Operations")
+    title = "Acme Corp Quarterly Report Q2"
+    assert embedded_text(chunk, title, ()) == chunk.text
+    assert embedded_text(chunk, title, {"title"}) == f"{title}\n\n{chunk.text}"
+    assert embedded_text(chunk, title, {"title", "section"}) == (
+        f"{title} › Results of Operations\n\n{chunk.text}"
+    )
+    assert embedded_text(chunk, title, {"title", "section", "page"}).startswith(
+        f"{title} › Results of Operations › page 4\n\n"
+    )
+    assert embedded_text(chunk, None, {"title", "section"}) == f"Results of Operations\n\n{chunk.text}"
+    # what the chunk says already is not said twice
+    opening = Chunk(text=f"{title}\n\nOverview of the quarter.", index=0, page=1, title=title)
+    assert embedded_text(opening, title, {"title", "section"}) == opening.text

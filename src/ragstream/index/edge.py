@@ -30,7 +30,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
 from . import embedded
 from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
-from .qdrant_payload import KEYWORD_FIELDS, VECTOR, filter_terms, payload, tally_versions, to_hit
+from .qdrant_payload import (
+    KEYWORD_FIELDS,
+    NO_SPARSE,
+    RRF_K,
+    SPARSE,
+    VECTOR,
+    filter_terms,
+    payload,
+    prefetch_limit,
+    tally_versions,
+    to_hit,
+)
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -73,6 +84,14 @@ class EdgeStore:
 
     def dimension(self, collection: str) -> int | None:
         """The size of the shard's dense vector, read from its config file (None: not ours)."""
+        params = (self._config(collection).get("vectors") or {}).get(VECTOR)
+        return int(params["size"]) if params else None
+
+    def has_sparse(self, collection: str) -> bool:
+        """Whether the shard has the sparse vector of hybrid retrieval (shards made before it do not)."""
+        return SPARSE in (self._config(collection).get("sparse_vectors") or {})
+
+    def _config(self, collection: str) -> dict[str, Any]:
         try:
             raw = json.loads((self.shard_path(collection) / CONFIG_FILE).read_text())
         except (OSError, ValueError) as exc:
@@ -80,8 +99,7 @@ class EdgeStore:
                 f"cannot read {self.shard_path(collection) / CONFIG_FILE}: {exc}; "
                 "the folder is not a Qdrant Edge shard, or it is damaged"
             ) from exc
-        params = (raw.get("vectors") or {}).get(VECTOR)
-        return int(params["size"]) if params else None
+        return raw if isinstance(raw, dict) else {}
 
     def open(self, collection: str, *, create_dim: int | None = None) -> qe.EdgeShard | None:
         """The collection's shard: opened once, created with ``create_dim`` if given, else None if absent."""
@@ -104,6 +122,7 @@ class EdgeStore:
                     optimizers = qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb)
                 config = qe.EdgeConfig(
                     vectors={VECTOR: qe.EdgeVectorParams(size=create_dim, distance=qe.Distance.Cosine)},
+                    sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
                     optimizers=optimizers,
                 )
                 shard = _translate(qe.EdgeShard.create, str(path), config, where=path)
@@ -131,7 +150,13 @@ class EdgeStore:
 
 
 class EdgeIndex:
-    """A collection of chunks of many sources in a Qdrant Edge shard; every write is applied on return."""
+    """A collection of chunks of many sources in a Qdrant Edge shard; every write is applied on return.
+
+    Hybrid: each shard has a named sparse vector (BM25 weights, IDF applied by the engine's modifier);
+    a search with ``lexical`` prefetches the dense and the sparse candidates under the same filter and
+    fuses them by reciprocal rank. A shard made before hybrid retrieval has no sparse vector: it is
+    searched dense, and sparse points are refused (:data:`~.qdrant_payload.NO_SPARSE` says what to do).
+    """
 
     def __init__(
         self,
@@ -145,8 +170,9 @@ class EdgeIndex:
         self.collection = collection
         self.batch_size = batch_size
         self.optimize_after = optimize_after
-        self.capabilities = Capabilities(embedded=True)
+        self.capabilities = Capabilities(embedded=True, hybrid=True)
         self._ready_dim: int | None = None
+        self._sparse: bool | None = None  # whether the shard has the sparse vector, once known
 
     # -- collection ----------------------------------------------------------------------------------
     def ensure_collection(self, dim: int) -> None:
@@ -157,6 +183,7 @@ class EdgeIndex:
             check_dimension(self.collection, self.store.dimension(self.collection), dim)
         self.store.open(self.collection, create_dim=dim)
         self._ready_dim = dim
+        self._sparse = None
 
     def exists(self) -> bool:
         """Whether the collection exists (known without a look once this instance made or checked it)."""
@@ -170,9 +197,11 @@ class EdgeIndex:
         shard = self._shard()
         if shard is None:
             raise ConfigError(f"collection {self.collection!r} does not exist: call ensure_collection first")
+        if any(p.sparse is not None for p in points) and not self._has_sparse():
+            raise ConfigError(NO_SPARSE.format(collection=self.collection))
         for start in range(0, len(points), self.batch_size):
             batch = [
-                qe.Point(id=p.id, vector={VECTOR: list(p.vector)}, payload=payload(p))
+                qe.Point(id=p.id, vector=_vectors(p), payload=payload(p))
                 for p in points[start : start + self.batch_size]
             ]
             _translate(shard.update, qe.UpdateOperation.upsert_points(batch))
@@ -224,7 +253,8 @@ class EdgeIndex:
         flt: SearchFilter | None = None,
         lexical: LexicalQuery | None = None,
     ) -> list[Hit]:
-        """The ``limit`` nearest points to ``vector`` that pass the filter."""
+        """The ``limit`` nearest points to ``vector`` that pass the filter; with ``lexical``, the dense
+        and the BM25 candidates (each under the filter) fused by reciprocal rank."""
         if flt is not None and flt.matches_nothing:
             return []
         shard = self._shard()
@@ -232,12 +262,23 @@ class EdgeIndex:
             return []
         import qdrant_edge as qe
 
-        request = qe.QueryRequest(
-            limit=limit,
-            query=qe.Query.Nearest(list(vector), using=VECTOR),
-            filter=to_edge_filter(flt),
-            with_payload=True,
-        )
+        dense = qe.Query.Nearest(list(vector), using=VECTOR)
+        if lexical is None or not lexical.sparse.indices or not self._has_sparse():
+            request = qe.QueryRequest(limit=limit, query=dense, filter=to_edge_filter(flt), with_payload=True)
+        else:
+            sparse = qe.SparseVector(indices=lexical.sparse.indices, values=lexical.sparse.values)
+            each = prefetch_limit(limit)
+            request = qe.QueryRequest(
+                limit=limit,
+                prefetches=[
+                    qe.Prefetch(limit=each, query=dense, filter=to_edge_filter(flt)),
+                    qe.Prefetch(
+                        limit=each, query=qe.Query.Nearest(sparse, using=SPARSE), filter=to_edge_filter(flt)
+                    ),
+                ],
+                query=qe.Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]
+                with_payload=True,
+            )
         return [to_hit(p.id, p.score, p.payload) for p in _translate(shard.query, request)]
 
     def versions(self) -> Counter[tuple[str, str]]:
@@ -277,6 +318,23 @@ class EdgeIndex:
     # -- plumbing -------------------------------------------------------------------------------------
     def _shard(self) -> qe.EdgeShard | None:
         return self.store.open(self.collection)
+
+    def _has_sparse(self) -> bool:
+        if self._sparse is None:
+            self._sparse = self.store.has(self.collection) and self.store.has_sparse(self.collection)
+            if not self._sparse and self.store.has(self.collection):
+                log.warning(NO_SPARSE.format(collection=self.collection) + "; searching it dense")
+        return self._sparse
+
+
+def _vectors(point: Point) -> dict[str, Any]:
+    """The named vectors of a point: the dense one, and the sparse one when it has terms."""
+    import qdrant_edge as qe
+
+    vectors: dict[str, Any] = {VECTOR: list(point.vector)}
+    if point.sparse is not None and point.sparse.indices:
+        vectors[SPARSE] = qe.SparseVector(indices=point.sparse.indices, values=point.sparse.values)
+    return vectors
 
 
 def _translate(fn: Callable[..., T], *args: Any, where: Path | None = None) -> T:

@@ -6,6 +6,14 @@ The collection has a fixed schema: ``id`` (the uuid5, primary key), ``vector`` (
 (``ARRAY_CONTAINS`` answers folder filters) and the rest of the metadata as one JSON field. It is
 created with ``Strong`` consistency, so a write is visible to the next read and counts are exact.
 
+Hybrid: ``sparse`` is the output of Milvus' own BM25 function over ``text`` (its English analyzer,
+its IDF), so the engine keeps the lexical index itself and a search with ``lexical`` sends the query's
+text: ``hybrid_search`` fuses the dense and the BM25 candidates (each under the filter) with
+``RRFRanker``. Its lexical side reads the chunk's own text, not the document context (which the
+dense side has): a point's ``sparse`` (ragstream's encoder) is not used, as Milvus' sparse inner
+product would apply no IDF to it. A collection made before hybrid retrieval has no ``sparse`` field
+and is searched dense.
+
 Milvus Lite is pinned to 2.5.1: the 2.x wheels ship the Milvus engine itself (the ``milvus`` binary and
 knowhere, ~175 MB); the 3.x line is a pure-Python re-implementation.
 """
@@ -36,6 +44,8 @@ SCALARS = ("source", "version", "content_type")
 MAX_FOLDERS = 64
 MAX_STRING = 4096
 PAGE = 1000
+#: Reciprocal rank fusion's constant, as the Qdrant stores use it.
+RRF_K = 60
 
 
 class MilvusIndex:
@@ -45,8 +55,9 @@ class MilvusIndex:
         self.client = client
         self.collection = collection
         self.batch_size = batch_size
-        self.capabilities = Capabilities(embedded=embedded)
+        self.capabilities = Capabilities(embedded=embedded, hybrid=True)
         self._exists = False
+        self._sparse: bool | None = None  # whether the collection has the BM25 field, once known
 
     # -- collection ----------------------------------------------------------------------------------
     def ensure_collection(self, dim: int) -> None:
@@ -57,17 +68,34 @@ class MilvusIndex:
                 (int(f["params"]["dim"]) for f in info.get("fields", []) if f.get("name") == "vector"), None
             )
             check_dimension(self.collection, size, dim)
+            self._sparse = any(f.get("name") == "sparse" for f in info.get("fields", []))
         else:
             self._create(dim)
+            self._sparse = True
         self._exists = True
 
     def _create(self, dim: int) -> None:
-        from pymilvus import DataType, MilvusClient
+        from pymilvus import DataType, Function, FunctionType, MilvusClient
 
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field("text", DataType.VARCHAR, max_length=65535)
+        schema.add_field(
+            "text",
+            DataType.VARCHAR,
+            max_length=65535,
+            enable_analyzer=True,
+            analyzer_params={"type": "english"},
+        )
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(
+            Function(
+                name="bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["text"],
+                output_field_names=["sparse"],
+            )
+        )
         for name in SCALARS:
             schema.add_field(name, DataType.VARCHAR, max_length=MAX_STRING)
         schema.add_field(
@@ -80,6 +108,7 @@ class MilvusIndex:
         schema.add_field("metadata", DataType.JSON)
         index = self.client.prepare_index_params()
         index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="COSINE")
+        index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         for name in ("source", "version"):
             index.add_index(field_name=name, index_type="INVERTED")
         self._call(
@@ -161,18 +190,37 @@ class MilvusIndex:
         flt: SearchFilter | None = None,
         lexical: LexicalQuery | None = None,
     ) -> list[Hit]:
-        """The ``limit`` nearest points that pass the filter (Milvus filters before it ranks)."""
+        """The ``limit`` nearest points that pass the filter (Milvus filters before it ranks); with
+        ``lexical``, the dense and the BM25 candidates (each under the filter) fused by reciprocal rank."""
         if (flt is not None and flt.matches_nothing) or not self.exists():
             return []
-        result = self._call(
-            self.client.search,
-            self.collection,
-            data=[list(vector)],
-            limit=limit,
-            filter=to_milvus_filter(flt),
-            output_fields=["text", "metadata"],
-            search_params={"metric_type": "COSINE"},
-        )
+        expr = to_milvus_filter(flt)
+        if lexical is not None and lexical.text.strip() and self._has_sparse():
+            from pymilvus import AnnSearchRequest, RRFRanker
+
+            each = max(2 * limit, 50)
+            result = self._call(
+                self.client.hybrid_search,
+                self.collection,
+                [
+                    AnnSearchRequest([list(vector)], "vector", {"metric_type": "COSINE"}, each, expr=expr),
+                    AnnSearchRequest([lexical.text], "sparse", {"metric_type": "BM25"}, each, expr=expr),
+                ],
+                RRFRanker(RRF_K),
+                limit=limit,
+                output_fields=["text", "metadata"],
+            )
+        else:
+            result = self._call(
+                self.client.search,
+                self.collection,
+                data=[list(vector)],
+                anns_field="vector",
+                limit=limit,
+                filter=expr,
+                output_fields=["text", "metadata"],
+                search_params={"metric_type": "COSINE"},
+            )
         return [
             Hit(
                 id=str(r["id"]),
@@ -195,6 +243,19 @@ class MilvusIndex:
         self.client.close()
 
     # -- plumbing -------------------------------------------------------------------------------------
+    def _has_sparse(self) -> bool:
+        """Whether the collection has the BM25 field (collections made before hybrid retrieval do not)."""
+        if self._sparse is None:
+            info = self._call(self.client.describe_collection, self.collection)
+            self._sparse = any(f.get("name") == "sparse" for f in info.get("fields", []))
+            if not self._sparse:
+                log.warning(
+                    "collection %r was made before hybrid retrieval (no BM25 field): searching it dense; "
+                    "delete it and re-ingest, or set RAGSTREAM_COLLECTION to a new name, for hybrid search",
+                    self.collection,
+                )
+        return self._sparse
+
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call Milvus; a dimension error becomes ours, an unreachable server transient."""
         from pymilvus.exceptions import MilvusException, MilvusUnavailableException

@@ -20,7 +20,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import ConfigError, IndexUnavailable
 from . import embedded
 from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
-from .qdrant_payload import KEYWORD_FIELDS, VECTOR, filter_terms, payload, tally_versions, to_hit
+from .qdrant_payload import (
+    KEYWORD_FIELDS,
+    NO_SPARSE,
+    RRF_K,
+    SPARSE,
+    VECTOR,
+    filter_terms,
+    payload,
+    prefetch_limit,
+    tally_versions,
+    to_hit,
+)
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -34,12 +45,18 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SERVER = Capabilities(embedded=False)
-LOCAL = Capabilities(embedded=True)
+SERVER = Capabilities(embedded=False, hybrid=True)
+LOCAL = Capabilities(embedded=True, hybrid=True)
 
 
 class QdrantIndex:
-    """A collection of chunks of many sources; every write waits for Qdrant to apply it."""
+    """A collection of chunks of many sources; every write waits for Qdrant to apply it.
+
+    Hybrid: the collection has a named sparse vector (BM25 weights, IDF applied by Qdrant's
+    ``Modifier.IDF``); a search with ``lexical`` runs the Query API with two prefetches (dense,
+    sparse), each under the filter, fused by reciprocal rank. A collection made before hybrid
+    retrieval has no sparse vector: it is searched dense, and sparse points are refused.
+    """
 
     def __init__(
         self,
@@ -58,6 +75,7 @@ class QdrantIndex:
         self.capabilities = LOCAL if local else SERVER
         self._ready_dim: int | None = None
         self._exists = False
+        self._sparse: bool | None = None  # whether the collection has the sparse vector, once known
 
     # -- collection ----------------------------------------------------------------------------------
     def ensure_collection(self, dim: int) -> None:
@@ -71,12 +89,15 @@ class QdrantIndex:
             vectors = info.config.params.vectors
             params = vectors.get(VECTOR) if isinstance(vectors, dict) else None
             check_dimension(self.collection, params.size if params else None, dim)
+            self._sparse = SPARSE in (info.config.params.sparse_vectors or {})
         else:
             self._call(
                 self.client.create_collection,
                 self.collection,
                 vectors_config={VECTOR: qm.VectorParams(size=dim, distance=qm.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
             )
+            self._sparse = True
             with warnings.catch_warnings():  # embedded Qdrant warns that it does not need them
                 warnings.simplefilter("ignore", UserWarning)
                 for field in KEYWORD_FIELDS:
@@ -102,9 +123,11 @@ class QdrantIndex:
         """Write points in batches (below Qdrant's request size limit); returns how many."""
         from qdrant_client.http import models as qm
 
+        if any(p.sparse is not None for p in points) and not self._has_sparse():
+            raise ConfigError(NO_SPARSE.format(collection=self.collection))
         for start in range(0, len(points), self.batch_size):
             batch = [
-                qm.PointStruct(id=p.id, vector={VECTOR: list(p.vector)}, payload=payload(p))
+                qm.PointStruct(id=p.id, vector=_vectors(p), payload=payload(p))
                 for p in points[start : start + self.batch_size]
             ]
             self._call(self.client.upsert, self.collection, points=batch, wait=True)
@@ -156,16 +179,34 @@ class QdrantIndex:
         flt: SearchFilter | None = None,
         lexical: LexicalQuery | None = None,
     ) -> list[Hit]:
-        """The ``limit`` nearest points to ``vector`` that pass the filter."""
+        """The ``limit`` nearest points to ``vector`` that pass the filter; with ``lexical``, the dense
+        and the BM25 candidates (each under the filter) fused by reciprocal rank."""
         if (flt is not None and flt.matches_nothing) or not self.exists():
             return []
+        if lexical is None or not lexical.sparse.indices or not self._has_sparse():
+            response = self._call(
+                self.client.query_points,
+                self.collection,
+                query=list(vector),
+                using=VECTOR,
+                limit=limit,
+                query_filter=to_qdrant_filter(flt),
+                with_payload=True,
+            )
+            return [to_hit(p.id, p.score, p.payload) for p in response.points]
+        from qdrant_client.http import models as qm
+
+        each = prefetch_limit(limit)
+        sparse = qm.SparseVector(indices=lexical.sparse.indices, values=lexical.sparse.values)
         response = self._call(
             self.client.query_points,
             self.collection,
-            query=list(vector),
-            using=VECTOR,
+            prefetch=[
+                qm.Prefetch(query=list(vector), using=VECTOR, limit=each, filter=to_qdrant_filter(flt)),
+                qm.Prefetch(query=sparse, using=SPARSE, limit=each, filter=to_qdrant_filter(flt)),
+            ],
+            query=qm.RrfQuery(rrf=qm.Rrf(k=RRF_K)),
             limit=limit,
-            query_filter=to_qdrant_filter(flt),
             with_payload=True,
         )
         return [to_hit(p.id, p.score, p.payload) for p in response.points]
@@ -202,6 +243,17 @@ class QdrantIndex:
         self.client.close()
 
     # -- plumbing -------------------------------------------------------------------------------------
+    def _has_sparse(self) -> bool:
+        """Whether the collection has the sparse vector (asked once; False while it does not exist)."""
+        if self._sparse is None:
+            if not self.exists():
+                return False
+            info = self._call(self.client.get_collection, self.collection)
+            self._sparse = SPARSE in (info.config.params.sparse_vectors or {})
+            if not self._sparse:
+                log.warning(NO_SPARSE.format(collection=self.collection) + "; searching it dense")
+        return self._sparse
+
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call Qdrant; connection errors, timeouts and 5xx are retried with backoff, then transient."""
         from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -223,6 +275,16 @@ class QdrantIndex:
             time.sleep(delay)
             delay = min(delay * 2, 8.0) * (0.5 + random.random())
         raise AssertionError("unreachable")
+
+
+def _vectors(point: Point) -> dict[str, Any]:
+    """The named vectors of a point: the dense one, and the sparse one when it has terms."""
+    from qdrant_client.http import models as qm
+
+    vectors: dict[str, Any] = {VECTOR: list(point.vector)}
+    if point.sparse is not None and point.sparse.indices:
+        vectors[SPARSE] = qm.SparseVector(indices=point.sparse.indices, values=point.sparse.values)
+    return vectors
 
 
 def _is_local(client: Any) -> bool:
