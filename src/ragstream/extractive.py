@@ -13,10 +13,10 @@ in force within the chunk, the document's name):
   ("which colours") counts only where it is held.
 
 Words match after light normalisation: lower case, thousands separators dropped, "third quarter"
-read as ``Q3``, a light suffix stemmer with the past forms of common irregular verbs, and a shared
-prefix of five letters or more. Candidates are ranked by the share of key terms they hold; only the
-best :data:`EMBED_CANDIDATES` are embedded and compared with the question (one small batch), and
-the best must clear ``min_answer_score``. Otherwise there is no answer.
+read as ``Q3``, the BM25 encoder's suffix stemmer (``lexical.py``) with the past forms of common
+irregular verbs, and a shared prefix of five letters or more. Candidates are ranked by the share of
+key terms they hold; only the best :data:`EMBED_CANDIDATES` are embedded and compared with the
+question (one small batch), and the best must clear ``min_answer_score``. Otherwise there is no answer.
 
 Nothing here checks that a sentence answers the question: an answer is quoted *on topic*, which is
 what ``Answer.grounding == "key_terms"`` says. The thresholds were chosen on the ``calibrate`` half
@@ -166,15 +166,17 @@ def normalise(text: str) -> str:
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light English stemmer: enough for "deliveries"/"delivered", "employs"/"employed", "won"/"win"."""
+    """The BM25 encoder's stemmer (:func:`ragstream.lexical.stem`), after the question-side
+    normalisation: possessives off, thousands separators out, irregular past forms to their base."""
+    from .lexical import stem as lexical_stem
+
     w = word.lower().replace("’", "'")
     w = w.removesuffix("'s").rstrip("'")
     if w[:1].isdigit():
         w = w.replace(",", "")  # 1,240 as 1240
     if w in _IRREGULAR:
         return _IRREGULAR[w]
-    if not w.isalpha() or len(w) <= 3:
-        return w
+    return lexical_stem(w)
     for suffix, repl, keep in (
         ("ies", "y", 2),
         ("ied", "y", 2),
