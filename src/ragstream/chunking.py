@@ -45,17 +45,22 @@ def document_title(name: str, metadata: dict[str, Any], elements: Sequence[Eleme
 
 def embedded_text(chunk: Chunk, title: str | None, parts: Collection[str]) -> str:
     """The text a chunk is embedded (dense and sparse) from: the document context named in ``parts``
-    (``title``, ``section``, ``page``) on one line, then the chunk's own text.
+    (``title``, ``section``: the path of headings it lies under, ``page``) on one line, then the
+    chunk's own text.
 
-    A title or section that opens the chunk's text already, or a section that repeats the title, is
+    A title or heading that opens the chunk's text already, or a heading that repeats the title, is
     left out.
     """
     context: list[str] = []
     if "title" in parts and title and not chunk.text.startswith(title):
         context.append(title)
-    section = _clip(chunk.title) if chunk.title else None
-    if "section" in parts and section and section != title and not chunk.text.startswith(section):
-        context.append(section)
+    if "section" in parts:
+        headings = chunk.headings or ([chunk.title] if chunk.title else [])
+        path = [_clip(h) for h in headings]
+        path = [h for h in path if h and h != title]
+        if path and chunk.text.startswith(path[-1]):
+            path.pop()  # the chunk opens with its own heading
+        context.extend(path)
     if "page" in parts and chunk.page:
         context.append(f"page {chunk.page}")
     if not context:
@@ -123,6 +128,7 @@ def chunk_elements(
                     tokens=length(content),
                     page=page,
                     title=title,
+                    headings=list(first.headings),
                     metadata=dict(first.metadata),
                 )
             )

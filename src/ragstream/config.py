@@ -147,9 +147,9 @@ class Settings(BaseSettings):
         default="title,section",
         pattern=r"^(|none|(title|section|page)(,(title|section|page))*)$",
         description="What of its document each chunk's embedded text (dense and sparse) carries before "
-        "its own text: title (the document's title, else its file name), section (the heading it lies "
-        "under), page; comma-separated, or none. The stored text stays the chunk's own. Changing it "
-        "re-indexes.",
+        "its own text: title (the document's title, else its file name), section (the headings it lies "
+        "under, outermost first, where the format nests them), page; comma-separated, or none. The "
+        "stored text stays the chunk's own. Changing it re-indexes.",
     )
 
     # -- chunking --------------------------------------------------------------------------------------

@@ -90,6 +90,11 @@ class Element(BaseModel):
         default=None, ge=1, description="1-based page number, where the format has pages."
     )
     title: str | None = Field(default=None, description="Title of the enclosing section.")
+    headings: list[str] = Field(
+        default_factory=list,
+        description="The headings it lies under, outermost first, where the format says how they nest "
+        "(else the enclosing section's title alone); the last is ``title``.",
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Extra per-element facts (email subject, sender, date...)."
     )
@@ -116,6 +121,9 @@ class Chunk(BaseModel):
     tokens: int = Field(default=0, ge=0, description="Its length as the chunker measured it.")
     page: int | None = None
     title: str | None = None
+    headings: list[str] = Field(
+        default_factory=list, description="The heading path where it starts, outermost first (see Element)."
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

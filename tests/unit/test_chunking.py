@@ -110,3 +110,21 @@ def test_the_embedded_text_carries_title_section_and_page_as_asked() -> None:
     # what the chunk says already is not said twice
     opening = Chunk(text=f"{title}\n\nOverview of the quarter.", index=0, page=1, title=title)
     assert embedded_text(opening, title, {"title", "section"}) == opening.text
+
+
+def test_the_section_is_the_path_of_headings_the_chunk_lies_under() -> None:
+    # GIVEN a chunk three headings deep, the outermost being the document's title
+    title = "Harbor Report"
+    chunk = Chunk(
+        text="The facility is 50 million.",
+        index=5,
+        title="Credit facility",
+        headings=[title, "Liquidity", "Credit facility"],
+    )
+    # THEN its context is the title, then the path below it (the title not said twice)
+    assert embedded_text(chunk, title, {"title", "section"}) == (
+        f"{title} › Liquidity › Credit facility\n\n{chunk.text}"
+    )
+    # AND a chunk that opens with its own heading keeps the headings above it
+    opening = Chunk(text="Credit facility\n\nThe facility is 50 million.", index=4, headings=chunk.headings)
+    assert embedded_text(opening, title, {"section"}) == f"Liquidity\n\n{opening.text}"

@@ -82,17 +82,34 @@ def extract(
 
 
 def _with_titles(elements: list[Element]) -> list[Element]:
-    """Drop empty elements; give each the nearest preceding Title (sheets keep their own name)."""
+    """Drop empty elements; give each the nearest preceding Title (sheets keep their own name) and the
+    path of headings it lies under.
+
+    A Title with a ``category_depth`` (unstructured's heading level: Markdown, HTML, Word) closes the
+    headings at its depth or deeper and opens its own under the rest; a Title without one (PDF, OCR)
+    starts a new path of its own.
+    """
     out: list[Element] = []
-    current: str | None = None
+    path: list[tuple[int, str]] = []  # (depth, heading), outermost first
     for element in elements:
         text = element.text.strip()
         if not text:
             continue
         if element.type == "Title":
-            current = text[:300]
-        title = element.title or current
-        out.append(element.model_copy(update={"text": text, "title": title}))
+            depth = element.metadata.get("category_depth")
+            if isinstance(depth, int) and not isinstance(depth, bool):
+                while path and path[-1][0] >= depth:
+                    path.pop()
+                path.append((depth, text[:300]))
+            else:
+                path = [(0, text[:300])]
+        title: str | None
+        if element.title and element.type != "Title":  # a sheet's own name
+            title, headings = element.title, [element.title]
+        else:
+            headings = [heading for _, heading in path]
+            title = element.title or (headings[-1] if headings else None)
+        out.append(element.model_copy(update={"text": text, "title": title, "headings": headings}))
     return out
 
 
