@@ -43,16 +43,16 @@ Deletes and tallies
     namespace's record count from the index statistics.
 
 Hybrid search
-    A point's ``sparse`` vector is written as the record's sparse values; a search given ``lexical``
-    sends its sparse vector with the dense one, and Pinecone scores the sum of the two dot products.
-    The chunks' sparse weights are BM25's document side without IDF (see
-    :class:`~ragstream.index.contract.SparseVector`), and Pinecone adds none, so the weighting is a
-    convex combination as Pinecone documents it, with :data:`HYBRID_ALPHA` = 0.7 on the dense side:
-    the dense query is scaled by alpha and each of the n query terms weighs ``(1 - alpha) / n``. A
-    term's document weight is about 1 for one occurrence in a chunk of average length (at most
-    ``k1 + 1``), so the lexical part is about the share of query terms the chunk holds, on the scale
-    of a cosine; without IDF, frequent words count as much as rare ones, hence the dense lean. On an
-    index without a sparse field ``lexical`` is ignored and sparse values are not written.
+    A point's ``sparse`` vector is written as the record's sparse values. Pinecone fuses only by a
+    weighted sum of the dense and sparse dot products, and our sparse weights carry no IDF (Pinecone
+    adds none; see :class:`~ragstream.index.contract.SparseVector`): a sum lets a near-perfect dense
+    match outweigh an exact term (a code, a ticker) whatever the weights, or every common word
+    outweigh the meaning. So a search given ``lexical`` asks Pinecone for two rankings under the same
+    filter, each :func:`fusion_depth` deep: the dense one, and the lexical one (the query's sparse
+    vector, with the dense query shrunk by :data:`LEXICAL_DENSE_SCALE` so it only breaks ties; records
+    holding none of the terms are left out of it). It fuses them by reciprocal rank with ``k = 60``, as
+    the engines of the other hybrid stores do (a hit's score is the fused one). Two queries instead of
+    one. On an index without a sparse field ``lexical`` is ignored and sparse values are not written.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable, TooLarge
@@ -95,8 +96,12 @@ MAX_RECORDS = 1000
 MAX_REQUEST_BYTES = 1_500_000
 #: The sparse field of a vectors-API index.
 SPARSE_FIELD = "_sparse_values"
-#: The dense side's share of a hybrid score (Pinecone's convex combination; see the module doc).
-HYBRID_ALPHA = 0.7
+#: Reciprocal rank fusion's constant: a hit scores sum(1 / (RRF_K + rank)) over the two rankings.
+RRF_K = 60
+#: The dense query's scale in the lexical ranking's query: it only orders records of equal lexical score.
+LEXICAL_DENSE_SCALE = 1e-6
+#: A record of the lexical ranking scoring below this holds none of the query's terms.
+LEXICAL_FLOOR = 1e-3
 #: Records per fetch-by-metadata page.
 PAGE = 1000
 #: Pinecone index names: 1-45 characters, lowercase alphanumerics and hyphens.
@@ -429,19 +434,28 @@ class PineconeIndex:
         if index is None:
             return []
         dense = _unit(vector)
-        sparse: dict[str, Any] | None = None
-        if lexical is not None and self._sparse and lexical.sparse.indices:
-            n = len(lexical.sparse.indices)
-            dense = [x * HYBRID_ALPHA for x in dense]
-            sparse = {
-                "indices": list(lexical.sparse.indices),
-                "values": [v * (1 - HYBRID_ALPHA) / n for v in lexical.sparse.values],
-            }
+        if lexical is None or not self._sparse or not lexical.sparse.indices:
+            return self._query(index, dense, None, limit, flt)
+        depth = fusion_depth(limit)
+        by_dense = self._query(index, dense, None, depth, flt)
+        sparse = {"indices": list(lexical.sparse.indices), "values": list(lexical.sparse.values)}
+        shrunk = [x * LEXICAL_DENSE_SCALE for x in dense]
+        by_terms = [h for h in self._query(index, shrunk, sparse, depth, flt) if h.score >= LEXICAL_FLOOR]
+        return rrf([by_dense, by_terms], limit)
+
+    def _query(
+        self,
+        index: Any,
+        dense: list[float],
+        sparse: dict[str, Any] | None,
+        top_k: int,
+        flt: SearchFilter | None,
+    ) -> list[Hit]:
         result = self._call(
             index.query,
             vector=dense,
             sparse_vector=sparse,
-            top_k=limit,
+            top_k=top_k,
             filter=to_pinecone_filter(flt),
             include_metadata=True,
             namespace=self.namespace,
@@ -510,3 +524,21 @@ def from_settings(settings: Settings) -> PineconeIndex:
         region=settings.pinecone_region,
         namespace=settings.pinecone_namespace,
     )
+
+
+def fusion_depth(limit: int) -> int:
+    """How deep each ranking of a hybrid search goes: twice the hits asked for, at least 50."""
+    return max(2 * limit, 50)
+
+
+def rrf(rankings: Sequence[Sequence[Hit]], limit: int) -> list[Hit]:
+    """Reciprocal rank fusion (ranks from 0): each hit scores ``sum(1 / (RRF_K + rank))`` over the
+    rankings it is in; the best ``limit``, ties in the order of the first ranking."""
+    scores: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking):
+            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (RRF_K + rank)
+            first.setdefault(hit.id, hit)
+    order = sorted(first, key=lambda i: -scores[i])  # sorted() is stable: ties keep their first order
+    return [replace(first[i], score=scores[i]) for i in order[:limit]]
