@@ -21,9 +21,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
+
+from .served import ServedHTTP
 
 __all__ = ["ChatReply", "OpenAIServer", "RecordedRequest", "fake_embedding"]
 
@@ -82,24 +84,22 @@ class OpenAIServer:
     throttled: list[RecordedRequest] = field(default_factory=list, init=False)  # those answered 429
     _failures: list[_Failure] = field(default_factory=list, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _httpd: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
-    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _served: ServedHTTP | None = field(default=None, init=False, repr=False)
 
     # -- control -----------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``; the OpenAI base URL is this plus ``/v1``."""
-        if self._httpd is None:
+        if self._served is None:
             raise RuntimeError("the server is not started")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._served.url
 
     @property
     def port(self) -> int:
-        if self._httpd is None:
+        if self._served is None:
             raise RuntimeError("the server is not started")
-        return int(self._httpd.server_address[1])
+        return self._served.port
 
     def fail(self, status: int, times: int | None = 1) -> None:
         """Answer ``status`` to the next ``times`` requests (``None``: until :meth:`clear_failures`)."""
@@ -121,22 +121,13 @@ class OpenAIServer:
         class Handler(_Handler):
             owner = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="openai-peer", daemon=True
-        )
-        self._thread.start()
+        self._served = ServedHTTP(Handler, name="openai-peer")
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._served is not None:
+            self._served.close()
+            self._served = None
 
     def __enter__(self) -> OpenAIServer:
         return self.start()

@@ -45,10 +45,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from .served import ServedHTTP
 
 __all__ = ["PineconeServer", "matches_filter"]
 
@@ -241,16 +243,14 @@ class PineconeServer:
     requests: list[tuple[str, str]] = field(default_factory=list, init=False)
     _indexes: dict[str, _Index] = field(default_factory=dict, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
-    _httpd: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
-    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _served: ServedHTTP | None = field(default=None, init=False, repr=False)
 
     # -- control ------------------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        if self._httpd is None:
+        if self._served is None:
             raise RuntimeError("the server is not started")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._served.url
 
     def start(self) -> PineconeServer:
         server = self
@@ -258,25 +258,13 @@ class PineconeServer:
         class Handler(_Handler):
             owner = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="pinecone-peer",
-            daemon=True,
-        )
-        self._thread.start()
+        self._served = ServedHTTP(Handler, name="pinecone-peer")
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._served is not None:
+            self._served.close()
+            self._served = None
 
     def __enter__(self) -> PineconeServer:
         return self.start()

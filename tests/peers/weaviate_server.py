@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 
@@ -51,6 +51,8 @@ from weaviate.proto.v1 import (
     search_get_pb2,
     weaviate_pb2_grpc,
 )
+
+from .served import ServedHTTP
 
 __all__ = ["WeaviateServer"]
 
@@ -146,7 +148,7 @@ class WeaviateServer:
         self.lock = threading.RLock()
         #: (transport, call) of every request, e.g. ("grpc", "BatchDelete"), ("rest", "POST /v1/schema").
         self.calls: list[tuple[str, str]] = []
-        self._http: ThreadingHTTPServer | None = None
+        self._http: ServedHTTP | None = None
         self._grpc: grpc.Server | None = None
         self.grpc_port = 0
 
@@ -154,7 +156,7 @@ class WeaviateServer:
     @property
     def url(self) -> str:
         assert self._http is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._http.server_address[1]}"
+        return self._http.url
 
     @property
     def grpc_address(self) -> str:
@@ -166,9 +168,7 @@ class WeaviateServer:
         class Handler(_RestHandler):
             peer = server
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._http.daemon_threads = True
-        threading.Thread(target=self._http.serve_forever, name="weaviate-peer-rest", daemon=True).start()
+        self._http = ServedHTTP(Handler, name="weaviate-peer-rest")
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         weaviate_pb2_grpc.add_WeaviateServicer_to_server(_Grpc(self), self._grpc)
         self._grpc.add_generic_rpc_handlers([_health_handler(self)])
@@ -181,8 +181,7 @@ class WeaviateServer:
             self._grpc.stop(grace=None).wait(5)
             self._grpc = None
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            self._http.close()
             self._http = None
 
     def __enter__(self) -> WeaviateServer:
