@@ -149,7 +149,6 @@ class Pipeline:
 
         ``sources`` says which sources may be read (default: any named bucket, and local files).
         """
-        from .embeddings import build_embeddings, count_tokens
         from .extract.sandbox import Sandbox
         from .index import open_index
         from .ledger import open_ledger
@@ -157,7 +156,7 @@ class Pipeline:
 
         return cls(
             settings=settings,
-            embedder=embedder or build_embeddings(settings),
+            embedder=embedder or _FirstUse(settings),  # type: ignore[arg-type]
             index=index or open_index(settings),
             ledger=ledger or open_ledger(settings),
             store=store or Blobs(),
@@ -167,7 +166,7 @@ class Pipeline:
                 if settings.extract_isolation == "process" and textract is None
                 else None
             ),
-            length=count_tokens,
+            length=_count_tokens,
             tracer=tracer if tracer is not None else build_tracer(settings),
             sources=sources or SourcePolicy(),
         )
@@ -863,6 +862,29 @@ def raise_for_retry(outcomes: list[Outcome]) -> None:
 
 def _is_stale(ref: SourceRef, prev: DocumentRecord | None) -> bool:
     return bool(ref.sequencer and prev and prev.sequencer and ref.sequencer < prev.sequencer)
+
+
+class _FirstUse:
+    """The settings' embedder, built when it is first asked to embed: a run with nothing to embed (an
+    unchanged folder) never imports the embedding stack (LangChain's base class, the model runtime)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._embedder: Embeddings | None = None
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if self._embedder is None:
+            from .embeddings import build_embeddings
+
+            self._embedder = build_embeddings(self._settings)
+        return self._embedder.embed_documents(texts)
+
+
+def _count_tokens(text: str) -> int:
+    """The chunker's length function (:func:`ragstream.embeddings.count_tokens`), imported on first use."""
+    from .embeddings import count_tokens
+
+    return count_tokens(text)
 
 
 def _add_sparse(points: list[list[Point]], batch: list[_Prepared]) -> None:
