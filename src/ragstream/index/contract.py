@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from ..errors import DimensionMismatch
 
 __all__ = [
+    "RRF_K",
     "Capabilities",
     "Hit",
     "LexicalQuery",
@@ -29,7 +30,17 @@ __all__ = [
     "SparseVector",
     "VectorIndex",
     "check_dimension",
+    "fusion_depth",
 ]
+
+#: Reciprocal rank fusion's constant for every hybrid store: a hit scores ``sum(1 / (RRF_K + rank))``
+#: over the dense and the lexical ranking.
+RRF_K = 60
+
+
+def fusion_depth(limit: int) -> int:
+    """Candidates each side (dense, lexical) of a hybrid search brings to the fusion."""
+    return max(2 * limit, 50)
 
 
 class SparseVector(BaseModel):

@@ -29,16 +29,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
 from . import embedded
-from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
+from .contract import (
+    RRF_K,
+    Capabilities,
+    Hit,
+    LexicalQuery,
+    Point,
+    SearchFilter,
+    check_dimension,
+    fusion_depth,
+)
 from .qdrant_payload import (
     KEYWORD_FIELDS,
     NO_SPARSE,
-    RRF_K,
     SPARSE,
     VECTOR,
     filter_terms,
     payload,
-    prefetch_limit,
     tally_versions,
     to_hit,
 )
@@ -267,7 +274,7 @@ class EdgeIndex:
             request = qe.QueryRequest(limit=limit, query=dense, filter=to_edge_filter(flt), with_payload=True)
         else:
             sparse = qe.SparseVector(indices=lexical.sparse.indices, values=lexical.sparse.values)
-            each = prefetch_limit(limit)
+            each = fusion_depth(limit)
             request = qe.QueryRequest(
                 limit=limit,
                 prefetches=[

@@ -28,7 +28,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
-from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
+from .contract import (
+    RRF_K,
+    Capabilities,
+    Hit,
+    LexicalQuery,
+    Point,
+    SearchFilter,
+    check_dimension,
+    fusion_depth,
+)
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -44,8 +53,6 @@ SCALARS = ("source", "version", "content_type")
 MAX_FOLDERS = 64
 MAX_STRING = 4096
 PAGE = 1000
-#: Reciprocal rank fusion's constant, as the Qdrant stores use it.
-RRF_K = 60
 
 
 class MilvusIndex:
@@ -198,7 +205,7 @@ class MilvusIndex:
         if lexical is not None and lexical.text.strip() and self._has_sparse():
             from pymilvus import AnnSearchRequest, RRFRanker
 
-            each = max(2 * limit, 50)
+            each = fusion_depth(limit)
             result = self._call(
                 self.client.hybrid_search,
                 self.collection,

@@ -68,7 +68,16 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable, TooLarge
-from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
+from .contract import (
+    RRF_K,
+    Capabilities,
+    Hit,
+    LexicalQuery,
+    Point,
+    SearchFilter,
+    check_dimension,
+    fusion_depth,
+)
 from .layout import RESERVED
 
 if TYPE_CHECKING:
@@ -96,8 +105,6 @@ MAX_RECORDS = 1000
 MAX_REQUEST_BYTES = 1_500_000
 #: The sparse field of a vectors-API index.
 SPARSE_FIELD = "_sparse_values"
-#: Reciprocal rank fusion's constant: a hit scores sum(1 / (RRF_K + rank)) over the two rankings.
-RRF_K = 60
 #: The dense query's scale in the lexical ranking's query: it only orders records of equal lexical score.
 LEXICAL_DENSE_SCALE = 1e-6
 #: A record of the lexical ranking scoring below this holds none of the query's terms.
@@ -524,11 +531,6 @@ def from_settings(settings: Settings) -> PineconeIndex:
         region=settings.pinecone_region,
         namespace=settings.pinecone_namespace,
     )
-
-
-def fusion_depth(limit: int) -> int:
-    """How deep each ranking of a hybrid search goes: twice the hits asked for, at least 50."""
-    return max(2 * limit, 50)
 
 
 def rrf(rankings: Sequence[Sequence[Hit]], limit: int) -> list[Hit]:

@@ -19,16 +19,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, IndexUnavailable
 from . import embedded
-from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
+from .contract import (
+    RRF_K,
+    Capabilities,
+    Hit,
+    LexicalQuery,
+    Point,
+    SearchFilter,
+    check_dimension,
+    fusion_depth,
+)
 from .qdrant_payload import (
     KEYWORD_FIELDS,
     NO_SPARSE,
-    RRF_K,
     SPARSE,
     VECTOR,
     filter_terms,
     payload,
-    prefetch_limit,
     tally_versions,
     to_hit,
 )
@@ -196,7 +203,7 @@ class QdrantIndex:
             return [to_hit(p.id, p.score, p.payload) for p in response.points]
         from qdrant_client.http import models as qm
 
-        each = prefetch_limit(limit)
+        each = fusion_depth(limit)
         sparse = qm.SparseVector(indices=lexical.sparse.indices, values=lexical.sparse.values)
         response = self._call(
             self.client.query_points,

@@ -15,12 +15,10 @@ from .contract import Hit, Point, SearchFilter
 __all__ = [
     "KEYWORD_FIELDS",
     "NO_SPARSE",
-    "RRF_K",
     "SPARSE",
     "VECTOR",
     "filter_terms",
     "payload",
-    "prefetch_limit",
     "tally_versions",
     "to_hit",
 ]
@@ -28,8 +26,6 @@ __all__ = [
 VECTOR = "dense"
 #: The named sparse vector of hybrid retrieval (BM25 term weights; Qdrant applies the IDF).
 SPARSE = "sparse"
-#: Reciprocal rank fusion's constant: a hit scores sum(1 / (RRF_K + rank)) over the two rankings.
-RRF_K = 60
 
 #: Why a collection without the sparse vector cannot take sparse points.
 NO_SPARSE = (
@@ -37,11 +33,6 @@ NO_SPARSE = (
     "ragstream, or with RAGSTREAM_RETRIEVAL=dense before it was created there): delete the collection "
     "and re-ingest, set RAGSTREAM_COLLECTION to a new name, or set RAGSTREAM_RETRIEVAL=dense"
 )
-
-
-def prefetch_limit(limit: int) -> int:
-    """Candidates each side (dense, sparse) of a hybrid search brings to the fusion."""
-    return max(2 * limit, 50)
 
 
 #: Payload fields with a keyword index: the ones every replace, delete and filter uses.
