@@ -689,8 +689,21 @@ def test_the_page_works_with_the_keyboard_alone(open_server: Served, tab: Tab) -
     expect(page.locator("#passage")).to_be_hidden()
     assert page.evaluate("document.activeElement.classList.contains('cite')")
 
+    # the dialog's close event comes a task after the focus has moved on: it must not take it back
+    page.keyboard.press("Enter")
+    expect(page.locator("#passage")).to_be_visible()
+    moved_to = page.evaluate(
+        """() => new Promise(done => {
+             document.getElementById('passage').close();
+             document.getElementById('tab-ask').focus();
+             setTimeout(() => done(document.activeElement.id), 100);
+           })"""
+    )
+    assert moved_to == "tab-ask"
+
     # the views: arrow keys move along the tabs
     page.focus("#tab-ask")
+    expect(page.locator("#tab-ask")).to_be_focused()
     page.keyboard.press("ArrowRight")
     expect(page.locator("#tab-search")).to_be_focused()
     expect(page.locator("#tab-search")).to_have_attribute("aria-selected", "true")

@@ -530,7 +530,11 @@
       if (event.target === $("passage")) closePassage(); // a click on the backdrop
     });
     $("passage").addEventListener("close", () => {
-      if (opener && document.contains(opener)) opener.focus();
+      // The browser gives the focus back as the dialog closes; this event comes a task later, so it
+      // only catches a focus left nowhere and never takes it from where the user has since moved it.
+      const lost = !document.activeElement || document.activeElement === document.body;
+      if (lost && opener && document.contains(opener)) opener.focus();
+      opener = null;
     });
 
     const wanted = $(`tab-${location.hash.slice(1)}`);
