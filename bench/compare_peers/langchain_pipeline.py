@@ -28,6 +28,7 @@ def main() -> None:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     from ragstream.embeddings import LocalEmbeddings  # the same embedder (installed without deps)
+    from ragstream.integrations.langchain import RagstreamEmbeddings
 
     loaders = {
         ".pdf": PyPDFLoader,
@@ -56,7 +57,11 @@ def main() -> None:
             failures[path.name] = "no text"
         chunks += docs
     QdrantVectorStore.from_documents(
-        chunks, LocalEmbeddings(), path=str(store), collection_name="corpus", force_recreate=True
+        chunks,
+        RagstreamEmbeddings(LocalEmbeddings()),
+        path=str(store),
+        collection_name="corpus",
+        force_recreate=True,
     )
     print(json.dumps({"files": len(files), "chunks": len(chunks), "failures": failures}))
 

@@ -695,7 +695,9 @@ def build_app(
         try:
             index.ping()
             reachable = True
-        except Exception as exc:  # any failure means "not reachable"; the reason goes to the log
+        except ConfigError:  # not an outage: the index cannot even be opened (500, the cause logged)
+            raise
+        except Exception as exc:  # any other failure means "not reachable"; the reason goes to the log
             log.warning("index unreachable: %s", type(exc).__name__)
             reachable = False
         return Health(

@@ -10,8 +10,11 @@ translated by :func:`ragstream.embeddings.translate_openai_error` where the repl
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -52,17 +55,35 @@ class OpenAIChat:
         max_retries: int = 2,
         timeout: float | None = None,
     ) -> None:
-        import openai
-
         self.model = model
         self.temperature = temperature
-        # The client makes no request when built; it reads OPENAI_API_KEY itself when api_key is None.
-        self._client = openai.OpenAI(
-            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout
-        )
+        # The client (and the openai SDK's import, a tenth of a second or more of a cold start) is made
+        # on first use; it makes no request when built, and reads OPENAI_API_KEY itself when api_key is None.
+        self._client_args: dict[str, Any] = {
+            "api_key": api_key,
+            "base_url": base_url,
+            "max_retries": max_retries,
+            "timeout": timeout,
+        }
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import openai
+
+                try:
+                    self._client = openai.OpenAI(**self._client_args)
+                except openai.OpenAIError:  # no key given and none in OPENAI_API_KEY
+                    raise ConfigError(
+                        "the OpenAI chat model needs a key: set OPENAI_API_KEY (or RAGSTREAM_OPENAI_API_KEY, "
+                        "or its _PARAMETER)"
+                    ) from None
+            return self._client
 
     def complete(self, prompt: str) -> ChatReply:
-        response = self._client.chat.completions.create(
+        response = self._get_client().chat.completions.create(
             model=self.model,
             temperature=self.temperature,
             messages=[{"role": "user", "content": prompt}],

@@ -1,4 +1,9 @@
-"""Embedders behind langchain's ``Embeddings``: the offline all-MiniLM-L6-v2 (ONNX) and OpenAI.
+"""Embedders: the offline all-MiniLM-L6-v2 (ONNX) and OpenAI, behind the :class:`Embedder` protocol.
+
+:class:`Embedder` is LangChain's embedding interface (``embed_documents``, ``embed_query``) without
+LangChain: any LangChain ``Embeddings`` can be given where ragstream takes an embedder, and
+``ragstream.integrations.langchain.RagstreamEmbeddings`` hands ragstream's to LangChain. Neither
+Lambda image imports LangChain (its import was a tenth of the query function's cold start).
 
 Heavy dependencies (onnxruntime, numpy, the openai SDK) are imported only when the embedder that
 needs them is used. The word-piece tokenizer of MiniLM also serves :func:`count_tokens`, the length
@@ -17,9 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from langchain_core.embeddings import Embeddings
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .errors import ConfigError, ServiceUnavailable, Throttled
 
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOCAL_DIMENSION",
     "LOCAL_MAX_WORD_PIECES",
+    "Embedder",
     "LocalEmbeddings",
     "OpenAIEmbeddings",
     "build_embeddings",
@@ -58,6 +62,20 @@ _KNOWN_OPENAI_DIMENSIONS = {
     "text-embedding-3-large": 3072,
     "text-embedding-ada-002": 1536,
 }
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into vectors of one embedding space (``settings.embedding_id``)."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """One vector per text, in the order of ``texts``."""
+        ...
+
+    def embed_query(self, text: str) -> list[float]:
+        """The vector of one search text, in the space of :meth:`embed_documents`."""
+        ...
+
 
 # -- tokenizer ---------------------------------------------------------------------------------------
 
@@ -93,7 +111,7 @@ def _default_model_path() -> Path:
     return Path(str(resource))
 
 
-class LocalEmbeddings(Embeddings):
+class LocalEmbeddings:
     """all-MiniLM-L6-v2 on onnxruntime: offline, no torch; 384-dimensional unit vectors.
 
     Inputs are truncated at 256 word pieces, mean-pooled over the attention mask and L2-normalised,
@@ -326,7 +344,7 @@ def _retry_after(exc: BaseException) -> float | None:
     return None
 
 
-class OpenAIEmbeddings(Embeddings):
+class OpenAIEmbeddings:
     """OpenAI embeddings with the requests of one call in flight together, at most ``concurrency``.
 
     Texts go out in requests of ``batch_size``; the vectors come back in the order of the texts.
@@ -433,7 +451,7 @@ class OpenAIEmbeddings(Embeddings):
             return [list(item.embedding) for item in data]
 
 
-def _openai_embeddings(settings: Settings) -> Embeddings:
+def _openai_embeddings(settings: Settings) -> Embedder:
     if settings.openai_api_key is None:
         raise ConfigError(
             "the OpenAI embedder needs a key: set OPENAI_API_KEY, or resolve "
@@ -457,7 +475,7 @@ def _openai_embeddings(settings: Settings) -> Embeddings:
 # -- factory -------------------------------------------------------------------------------------------
 
 
-def build_embeddings(settings: Settings) -> Embeddings:
+def build_embeddings(settings: Settings) -> Embedder:
     """The embedder the settings ask for; costs no network call."""
     if settings.embedder == "openai":
         return _openai_embeddings(settings)
@@ -471,7 +489,7 @@ def build_embeddings(settings: Settings) -> Embeddings:
     return LocalEmbeddings(settings.local_model_path)
 
 
-def embedding_dimension(settings: Settings, embeddings: Embeddings | None = None) -> int:
+def embedding_dimension(settings: Settings, embeddings: Embedder | None = None) -> int:
     """Vector size of the embedder in effect; embeds a short probe only for unknown OpenAI models."""
     if settings.embedder == "local":
         return LOCAL_DIMENSION

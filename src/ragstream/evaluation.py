@@ -22,8 +22,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.embeddings import Embeddings
-
 from .blobs import MemoryBlobs
 from .errors import ConfigError
 from .index import Hit, LexicalQuery, Point, SearchFilter, SparseVector, VectorIndex
@@ -31,6 +29,7 @@ from .model import SourceRef
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .embeddings import Embedder
 
 __all__ = [
     "Bm25",
@@ -55,7 +54,7 @@ def run_beir(
     split: str = "test",
     limit: int | None = None,
     on_progress: Callable[[Any], None] | None = None,
-    embedder: Embeddings | None = None,
+    embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """Ingest ``corpus.jsonl`` into a fresh collection of its own, run ``queries.jsonl``, score with
     qrels: dense, sparse and hybrid side by side (sparse and hybrid with ``retrieval=hybrid`` only).
@@ -143,7 +142,7 @@ def run_beir(
 
 
 def rankings(
-    settings: Settings, embedder: Embeddings, index: RecordingIndex
+    settings: Settings, embedder: Embedder, index: RecordingIndex
 ) -> dict[str, Callable[[str, int], list[Hit]]]:
     """Per mode, a function of (query, k) to the k best chunks: dense always; sparse and hybrid when
     the chunks have sparse vectors (``retrieval=hybrid``)."""
@@ -255,11 +254,11 @@ class Bm25:
         ]
 
 
-class CachedEmbeddings(Embeddings):
+class CachedEmbeddings:
     """An embedder whose vectors are kept in a SQLite file by (embedding id, text): the same text is
     embedded once across evaluation runs."""
 
-    def __init__(self, inner: Embeddings, path: Path, model: str) -> None:
+    def __init__(self, inner: Embedder, path: Path, model: str) -> None:
         self.inner = inner
         self.model = model
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -48,9 +48,8 @@ from .printable import printable
 from .tracing import NO_SPAN, NOOP, Span, Tracer
 
 if TYPE_CHECKING:
-    from langchain_core.embeddings import Embeddings
-
     from .config import Settings
+    from .embeddings import Embedder
     from .extract.sandbox import Sandbox
     from .ledger import Ledger
 
@@ -119,7 +118,7 @@ class Pipeline:
     """The pieces of ingestion, wired once (per process, per Lambda container) and reused."""
 
     settings: Settings
-    embedder: Embeddings
+    embedder: Embedder
     index: VectorIndex
     ledger: Ledger
     store: BlobStore
@@ -138,7 +137,7 @@ class Pipeline:
         settings: Settings,
         *,
         store: BlobStore | None = None,
-        embedder: Embeddings | None = None,
+        embedder: Embedder | None = None,
         index: VectorIndex | None = None,
         ledger: Ledger | None = None,
         textract: Any = None,
@@ -156,7 +155,7 @@ class Pipeline:
 
         return cls(
             settings=settings,
-            embedder=embedder or _FirstUse(settings),  # type: ignore[arg-type]
+            embedder=embedder or _FirstUse(settings),
             index=index or open_index(settings),
             ledger=ledger or open_ledger(settings),
             store=store or Blobs(),
@@ -866,11 +865,11 @@ def _is_stale(ref: SourceRef, prev: DocumentRecord | None) -> bool:
 
 class _FirstUse:
     """The settings' embedder, built when it is first asked to embed: a run with nothing to embed (an
-    unchanged folder) never imports the embedding stack (LangChain's base class, the model runtime)."""
+    unchanged folder) never imports the embedding stack (the model runtime, the tokenizer)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._embedder: Embeddings | None = None
+        self._embedder: Embedder | None = None
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if self._embedder is None:
@@ -878,6 +877,9 @@ class _FirstUse:
 
             self._embedder = build_embeddings(self._settings)
         return self._embedder.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
 
 
 def _count_tokens(text: str) -> int:

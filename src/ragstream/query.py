@@ -19,11 +19,10 @@ from .tracing import NO_SPAN, NOOP, ResolvedPrompt, Span, Tracer, to_template
 from .untrusted import neutralise
 
 if TYPE_CHECKING:
-    from langchain_core.embeddings import Embeddings
-
     from .access import Scope
     from .chat import ChatModel
     from .config import Settings
+    from .embeddings import Embedder
 
 __all__ = ["NO_ANSWER", "Retriever", "load_prompt"]
 
@@ -46,7 +45,7 @@ class Retriever:
     """Search and answer over one collection. Build once per process; reuse for every request."""
 
     settings: Settings
-    embedder: Embeddings
+    embedder: Embedder
     index: VectorIndex
     chat: ChatModel | None = None
     tracer: Tracer = field(default=NOOP)
@@ -56,13 +55,13 @@ class Retriever:
         cls,
         settings: Settings,
         *,
-        embedder: Embeddings | None = None,
+        embedder: Embedder | None = None,
         index: VectorIndex | None = None,
         chat: ChatModel | None = None,
         tracer: Tracer | None = None,
     ) -> Retriever:
         from .embeddings import build_embeddings
-        from .index import open_index
+        from .index import FirstUseIndex
         from .tracing import build_tracer
 
         if chat is None and settings.answerer == "openai":
@@ -72,7 +71,7 @@ class Retriever:
         return cls(
             settings,
             embedder or build_embeddings(settings),
-            index or open_index(settings),
+            index or FirstUseIndex(settings),  # the store's client is imported by the first search
             chat,
             tracer if tracer is not None else build_tracer(settings),
         )

@@ -209,6 +209,7 @@ INGEST_STEPS = textwrap.dedent(
 
 QUERY_STEPS = textwrap.dedent(
     """
+    result["init_modules"] = sorted({m.split(".")[0] for m in sys.modules})  # what Lambda's init loaded
     result["health"] = app.lambda_handler(event("http-health.json"), Context())
     result["page"] = app.lambda_handler(event("http-page.json"), Context())
     result["page_asset"] = app.lambda_handler(event("http-page-asset.json"), Context())
@@ -377,8 +378,13 @@ def test_query_image(tmp_path: Path, openai: OpenAIServer, chroma_server: str) -
     assert result["page_asset"]["body"].startswith("// The ragstream web page")
     print(f"of which the web page: {folder_mb(target / 'ragstream' / 'web') * 1000:.1f} kB")
     assert not {"unstructured", "pypdfium2", "spacy", "onnxruntime"} & set(result["modules"])
-    # AND answers go through the openai SDK: no langchain-openai, tiktoken or langsmith in its cold start
-    assert not {"langchain_openai", "tiktoken", "langsmith"} & set(result["modules"])
+    # AND answers go through the openai SDK: no LangChain, tiktoken or langsmith in the image
+    assert not {"langchain_core", "langchain_openai", "tiktoken", "langsmith"} & set(result["modules"])
+    assert not [p for p in ("langchain", "langsmith", "tiktoken") if list(target.glob(f"{p}*"))]
+    # AND its init (the handler's import) loads no store client and no openai SDK: the routes that use
+    # them load them (GET /health opened the index, so Qdrant's client is loaded by the end)
+    assert not {"qdrant_client", "openai", "numpy", "grpc"} & set(result["init_modules"])
+    assert "qdrant_client" in result["modules"]
     assert result["tiktoken_calls"] == []
     assert not [p for p in FORBIDDEN + NOT_IN_IMAGES if list(target.glob(f"{p}*"))]
     assert size < QUERY_MAX_MB

@@ -39,6 +39,8 @@ def index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def test_langchain_vector_store_reads_our_collection(index: QdrantIndex, embedder: LocalEmbeddings) -> None:
     from langchain_qdrant import QdrantVectorStore
 
+    from ragstream.integrations.langchain import RagstreamEmbeddings
+
     # GIVEN chunks written by ragstream
     index.ensure_collection(384)
     for source, texts in TEXTS.items():
@@ -56,7 +58,10 @@ def test_langchain_vector_store_reads_our_collection(index: QdrantIndex, embedde
         )
     # WHEN a LangChain user opens the collection as it is
     store = QdrantVectorStore(
-        client=index.client, collection_name="test", embedding=embedder, vector_name="dense"
+        client=index.client,
+        collection_name="test",
+        embedding=RagstreamEmbeddings(embedder),
+        vector_name="dense",
     )
     docs = store.similarity_search("how many vacation days?", k=1)
     # THEN they find our chunk with its text and metadata

@@ -555,6 +555,8 @@ def test_a_direct_eventbridge_invocation_is_applied_within_the_time_left(
     result = handler.lambda_handler(event, Context())
     assert [o["status"] for o in result["outcomes"]] == ["indexed"]
     assert points_of(handler, "direct.md") > 0
+
+
 def test_an_eventually_consistent_store_is_not_recounted(
     aws: dict[str, Any], handler: ModuleType, embedder: CountingEmbeddings
 ) -> None:

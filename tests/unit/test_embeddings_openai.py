@@ -169,7 +169,9 @@ def test_embedding_dimension_of_an_unknown_model_probes(
 
 
 async def _aembed(settings: Settings) -> list[float]:
-    return await build_embeddings(settings).aembed_query("async")
+    from ragstream.integrations.langchain import RagstreamEmbeddings  # LangChain's async methods
+
+    return await RagstreamEmbeddings(build_embeddings(settings)).aembed_query("async")
 
 
 def test_async_errors_are_translated_too(openai_server: OpenAIServer, connections: list[Any]) -> None:

@@ -222,10 +222,15 @@ class VectorIndex(Protocol):
     - Similarity is cosine; a hit's ``score`` is the cosine similarity (1.0 for the same direction).
     """
 
-    #: The collection (or index, or table) name within the store.
-    collection: str
-    #: What this store declares about itself.
-    capabilities: Capabilities
+    @property
+    def collection(self) -> str:
+        """The collection (or index, or table) name within the store."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this store declares about itself."""
+        ...
 
     def ensure_collection(self, dim: int) -> None:
         """Create the collection for vectors of ``dim`` floats on first use; idempotent.
