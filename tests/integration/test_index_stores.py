@@ -3,6 +3,7 @@ Chroma never embeds nor phones home, and switching stores re-indexes into the ne
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -137,3 +138,64 @@ def test_a_server_store_is_opened_without_a_call_and_ping_reports_it_down(tmp_pa
     with pytest.raises(IndexUnavailable):
         index.ping()
     index.close()
+
+
+FIRST_USE = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, sys.argv[2])
+    from ragstream.config import Settings
+    from ragstream.index import FirstUseIndex, SearchFilter
+    from test_index_contract import DIM, points
+
+    index = FirstUseIndex(Settings(home=sys.argv[1], index="edge"))
+    before = sorted(m for m in sys.modules if m.split(".")[0] in ("qdrant_edge", "ragstream"))
+    index.ensure_collection(DIM)
+    index.upsert(points("s3://docs/a/one.pdf", "v1", 3) + points("s3://docs/b/two.pdf", "v1", 2))
+    index.delete_source("s3://docs/a/one.pdf", keep_version="v2")
+    hits = index.search([1.0] + [0.0] * (DIM - 1), limit=5, flt=SearchFilter(source_prefix="s3://docs/b/"))
+    print(json.dumps({
+        "store_loaded_before_use": "qdrant_edge" in {m.split(".")[0] for m in before},
+        "edge_module_before_use": "ragstream.index.edge" in before,
+        "collection": index.collection,
+        "hybrid": index.capabilities.hybrid,
+        "count": index.count(),
+        "versions": sorted(f"{s}@{v}={n}" for (s, v), n in index.versions().items()),
+        "hit_sources": sorted({h.source for h in hits}),
+    }))
+    index.close()
+    index.close()  # closing twice (or never opened) is a no-op
+    """
+)
+
+
+def test_a_first_use_index_opens_its_store_only_when_used(tmp_path: Path) -> None:
+    # GIVEN the index the query API builds at start: a FirstUseIndex on the embedded Qdrant Edge
+    # WHEN a fresh process builds it, then writes, deletes and searches through it
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_USE, str(tmp_path), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # THEN nothing of the store was imported before the first use
+    assert result["store_loaded_before_use"] is False and result["edge_module_before_use"] is False
+    # AND every call reached the real store: the delete, the filter and the counts are the store's
+    assert result["collection"] == "ragstream" and result["hybrid"] is True
+    assert result["count"] == 2
+    assert result["versions"] == ["s3://docs/b/two.pdf@v1=2"]
+    assert result["hit_sources"] == ["s3://docs/b/two.pdf"]
+
+
+def test_a_first_use_index_raises_the_stores_config_error_at_first_use(tmp_path: Path) -> None:
+    from ragstream.index import FirstUseIndex
+
+    # GIVEN a server store whose URL is not one (the settings take it; the store's module refuses it)
+    index = FirstUseIndex(Settings(home=tmp_path, index="weaviate", index_url="ftp://weaviate.example"))
+    assert index.opened is False
+    # WHEN it is first used THEN it raises the store's own ConfigError, naming the setting
+    with pytest.raises(ConfigError, match="RAGSTREAM_INDEX_URL must be an http"):
+        index.ping()
+    assert index.opened is False

@@ -226,6 +226,25 @@ def test_unknown_document_is_404_and_bad_cursor_400() -> None:
 # -- errors of ours ------------------------------------------------------------------------------------------
 
 
+def test_health_of_an_index_that_cannot_be_opened_is_a_500_with_the_cause_logged(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ragstream.embeddings import OpenAIEmbeddings
+    from ragstream.index import FirstUseIndex
+    from ragstream.query import Retriever
+
+    # GIVEN the real retriever on a store that is opened on first use, and cannot be (a bad URL)
+    settings = Settings(home=tmp_path, index="weaviate", index_url="ftp://weaviate.example")
+    embedder = OpenAIEmbeddings(model="text-embedding-3-small", api_key="sk-unused")  # never called
+    app = make_app(Retriever(settings, embedder, FirstUseIndex(settings)))
+    # WHEN the health check runs THEN it is a misconfiguration (500), not a "degraded" outage,
+    # and the log names the cause while the reply does not
+    code, _, payload = call(app, "GET", "/health", key=None)
+    assert code == 500 and "misconfigured" in payload["message"]
+    assert "ftp://" not in json.dumps(payload)
+    assert "RAGSTREAM_INDEX_URL must be an http(s) URL" in caplog.text
+
+
 def test_transient_error_is_503_with_retry_after() -> None:
     code, headers, payload = call(
         make_app(StubRetriever(IndexUnavailable("qdrant down at 10.0.0.1"))),

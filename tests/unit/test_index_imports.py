@@ -48,6 +48,19 @@ def test_only_a_stores_module_imports_its_client() -> None:
     assert offenders == []
 
 
+def test_langchain_is_imported_by_the_chunker_and_its_integration_only() -> None:
+    # the query image carries no LangChain: its import was a tenth of the query function's cold start
+    allowed = {"chunking.py", "integrations/langchain.py"}
+    offenders = sorted(
+        f"{path.relative_to(PACKAGE).as_posix()} imports {name}"
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).as_posix() not in allowed
+        for name in imports(path)
+        if name.split(".")[0].startswith(("langchain", "langsmith"))
+    )
+    assert offenders == []
+
+
 def test_the_index_package_has_no_import_cycle() -> None:
     folder = PACKAGE / "index"
     graph = {
