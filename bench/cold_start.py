@@ -2,11 +2,13 @@
 
 Cold start: a fresh interpreter imports the handler module (which builds its clients, as Lambda's
 init phase does) and serves a first event from events/; measured over several fresh processes.
-Image size: each image's extras (as its Dockerfile names them) are installed from constraints.txt (less
-overrides.txt) into a clean folder, as its Dockerfile does (``uv pip install --target``, then
-scripts/prune_packages.py), and measured on disk without bytecode, its largest top-level folders
-listed. ``--stores``: the query image with one server store's client at a time, and what each client
-adds to the Qdrant-only image.
+Image size: each image's extras (as its Dockerfile names them, with the build arguments ``sam build``
+gives it for the template's default VectorStore) are installed from constraints.txt (less overrides.txt)
+into a clean folder, as its Dockerfile does (``uv pip install --target``, then scripts/prune_packages.py),
+and measured on disk without bytecode, its largest top-level folders listed. ``--stores``: the query
+image as ``sam build --parameter-overrides VectorStore=<store>`` builds it, one row per VectorStore
+value, and what each store's client adds to the Qdrant image. The template is resolved by the SAM CLI's
+own code (scripts/image-build-args.py, in the tool environment scripts/sam-tools creates).
 
     .venv/bin/python bench/cold_start.py [--runs 5] [--skip-sizes] [--stores]
 """
@@ -14,6 +16,7 @@ adds to the Qdrant-only image.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -22,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +136,35 @@ def _sizes(target: Path) -> dict[str, int]:
     return sizes
 
 
-def dockerfile_extras(image: str) -> str:
-    """The extras the image's Dockerfile installs (``.[query,${STORE_CLIENTS}]`` -> ``query,servers``,
-    its build arguments at their defaults)."""
+@functools.cache
+def sam_build_args() -> dict[str, Any]:
+    """What ``sam build`` builds per VectorStore value (``default``: none given), from SAM's own resolution
+    of template.yaml: ``{store: {function: {"Dockerfile": ..., "DockerBuildArgs": {...}}}}``."""
+    sam_python = ROOT / ".tools" / "sam" / "bin" / "python"
+    if not sam_python.exists():
+        raise SystemExit(f"{sam_python} is missing: run scripts/sam-tools (the SAM CLI's tool environment)")
+    out = subprocess.run(
+        [str(sam_python), str(ROOT / "scripts" / "image-build-args.py"), str(ROOT / "template.yaml")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+    )
+    stores: dict[str, Any] = json.loads(out.stdout)["stores"]
+    return stores
+
+
+def dockerfile_extras(image: str, store: str = "default") -> str:
+    """The extras the image's Dockerfile installs (``.[query,${STORE_CLIENTS}]`` -> ``query,qdrant``), its
+    build arguments as ``sam build`` gives them for this VectorStore (``default``: the template's)."""
     text = (ROOT / "functions" / image / "Dockerfile").read_text(encoding="utf-8")
     [extras] = re.findall(r'^RUN uv pip install .*"\.\[([^\]]+)\]"', text, re.M)
-    for name, value in re.findall(r"^ARG (\w+)=(\S+)$", text, re.M):
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
+    built = sam_build_args()[store]
+    [function] = [f for f, meta in built.items() if meta["Dockerfile"] == f"functions/{image}/Dockerfile"]
+    args.update(built[function]["DockerBuildArgs"])
+    for name, value in args.items():
         extras = extras.replace("${" + name + "}", value)
     return str(extras)
 
@@ -205,26 +230,16 @@ def image_cold_start(target: Path, runs: int) -> dict[str, Any]:
     }
 
 
-def server_clients() -> dict[str, list[str]]:
-    """Each server store's client requirements, from pyproject's ``servers`` extra (Qdrant: the core)."""
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
-        "optional-dependencies"
-    ]
-    clients: dict[str, list[str]] = {"qdrant": []}
-    [everything] = extras["servers"]  # ragstream[chroma-client,milvus-client,...]: one extra per store
-    for extra in everything.split("[", 1)[1].rstrip("]").split(","):
-        clients[extra.strip().removesuffix("-client")] = list(extras[extra.strip()])
-    return clients
-
-
 def store_sizes() -> list[dict[str, Any]]:
-    """The query image with one server store's client at a time: its size, and what that client adds to
-    the image that carries Qdrant's alone (qdrant-client is a core dependency)."""
+    """The query image as ``sam build`` builds it for each VectorStore value (the client of that store
+    alone): its size, and what that client adds to the Qdrant image (qdrant-client is in the core)."""
     rows = []
     base: dict[str, int] = {}
-    for store, requirements in server_clients().items():
+    stores = sorted((s for s in sam_build_args() if s != "default"), key=lambda s: s != "qdrant")
+    for store in stores:
+        extras = dockerfile_extras("query", store)
         target = Path(tempfile.mkdtemp(prefix=f"ragstream-store-{store}-"))
-        _install([f"{ROOT}[query]", *requirements], target)
+        _install([f"{ROOT}[{extras}]"], target)
         sizes = _sizes(target)
         shutil.rmtree(target, ignore_errors=True)
         if store == "qdrant":
@@ -233,7 +248,8 @@ def store_sizes() -> list[dict[str, Any]]:
         largest = sorted(added.items(), key=lambda kv: -kv[1])[:6]
         rows.append(
             {
-                "query image with": store,
+                "VectorStore": store,
+                "query image": f"[{extras}]",
                 "packages_mb": round(sum(sizes.values()) / 2**20, 1),
                 "client_adds_mb": round(sum(added.values()) / 2**20, 1),
                 "largest_added_mb": ", ".join(f"{n} {s / 2**20:.1f}" for n, s in largest) or "-",
@@ -249,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stores",
         action="store_true",
-        help="also: the query image's size with each server store's client alone",
+        help="also: the query image's size as sam build builds it for each VectorStore value",
     )
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="ragstream-cold-"))
@@ -260,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table(sizes, "installed size of each image's packages (on top of the Lambda base image)"))
     stores = store_sizes() if args.stores else []
     if stores:
-        print(table(stores, "the query image with one server store's client (MiB, bytecode left out)"))
+        print(table(stores, "the query image built for each VectorStore (MiB, bytecode left out)"))
     shutil.rmtree(home, ignore_errors=True)
     result = {"cold_start": starts, "image_sizes": sizes, "store_clients": stores}
     print(f"results: {save('cold_start', result)}")

@@ -5,6 +5,8 @@ swapped for a temporary folder and this interpreter; uv's cache kept) into a cle
 fresh interpreter that sees only the standard library and that folder (``-I -S``), with ``HOME``
 unwritable and every non-loopback connection refused, import the handler as Lambda does and invoke
 it on a sample event from ``events/``. The size of each folder is printed (``-s`` shows it) and bounded.
+Each image is installed as ``sam build`` builds it (the template resolved by SAM's own code, sam_build.py):
+for the template's default VectorStore, and the query image once more for every other store.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sam_build import DEFAULT, build_args
 
 from peers.openai_server import OpenAIServer
 
@@ -30,10 +32,12 @@ ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 #: The AWS services whose botocore models the images keep (scripts/prune_packages.py).
 AWS_SERVICES: frozenset[str] = runpy.run_path(str(ROOT / "scripts" / "prune_packages.py"))["AWS_SERVICES"]
-#: The query image's packages must keep cold starts fast. With the clients of every server store (issue 12:
-#: pymilvus brings pandas, weaviate-client cryptography) and bytecode they are ~260 MB (~187 MiB of sources
-#: as bench/cold_start.py counts them); the bound catches a heavy dependency slipping in.
-QUERY_MAX_MB = 290
+#: The query image's packages must keep cold starts fast. Built for the default store (Qdrant), with
+#: bytecode, they are ~163 MB (~115 MiB of sources as bench/cold_start.py counts them); built for another
+#: store ~169 (Chroma) to ~208 MB (Milvus: pymilvus brings pandas). The bounds catch a heavy dependency
+#: slipping in.
+QUERY_MAX_MB = 185
+STORE_QUERY_MAX_MB = 230
 #: The ingest image carries the parsers (unstructured pulls numba + llvmlite, ~210 MB; pypandoc-binary
 #: ~155 MB; spaCy ~130 MB), but no torch, CUDA or onnxruntime. Lambda allows 10 GB per image.
 INGEST_MAX_MB = 1500
@@ -48,9 +52,8 @@ NOT_IN_IMAGES = (
     "llama_index",
     "onnxruntime",
 )
-#: The server stores every image can reach (template.yaml's VectorStore): their client packages, and
-#: ragstream's module of each (imported when it exists on this branch; Weaviate and Pinecone's come from
-#: their own branches, issue 12).
+#: The server stores an image can be built for (template.yaml's VectorStore): their client packages. An
+#: image carries its store's alone, and qdrant-client, which is in the core.
 SERVER_STORES = {
     "qdrant": "qdrant_client",
     "chroma": "chromadb",
@@ -58,55 +61,35 @@ SERVER_STORES = {
     "weaviate": "weaviate",
     "pinecone": "pinecone",
 }
-STORE_MODULES_HERE = ("qdrant", "chroma", "milvus")
 
 pytestmark = pytest.mark.slow
 
 
-def dockerfile_install(image: str) -> list[str]:
+def dockerfile_install(image: str, store: str = DEFAULT) -> list[str]:
     """The arguments of the Dockerfile's ``RUN uv pip install ...`` line, after ``uv``, with its build
-    arguments (``${STORE_CLIENTS}``) at the values template.yaml gives them."""
+    arguments (``${STORE_CLIENTS}``) at the values ``sam build`` gives them for this VectorStore."""
     lines = (ROOT / "functions" / image / "Dockerfile").read_text(encoding="utf-8").splitlines()
     runs = [line.removeprefix("RUN ").strip() for line in lines if line.startswith("RUN uv pip install ")]
     assert len(runs) == 1, f"functions/{image}/Dockerfile should install with exactly one `uv pip install`"
     command = runs[0]
-    for name, value in build_args(image).items():
+    for name, value in dockerfile_args(image, store).items():
         command = command.replace("${" + name + "}", value)
     assert "${" not in command, f"a build argument of functions/{image}/Dockerfile has no value: {command}"
     return shlex.split(command)[1:]
 
 
-def build_args(image: str) -> dict[str, str]:
-    """The Dockerfile's ARG defaults, overridden by the template's DockerBuildArgs for its function."""
+def dockerfile_args(image: str, store: str) -> dict[str, str]:
+    """The Dockerfile's ARG defaults, overridden by the DockerBuildArgs sam build gives its function."""
     text = (ROOT / "functions" / image / "Dockerfile").read_text(encoding="utf-8")
     args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
-    template = (ROOT / "template.yaml").read_text(encoding="utf-8")
-    block = template.split(f"Dockerfile: functions/{image}/Dockerfile", 1)[1].split("Properties:", 1)[0]
-    args.update(re.findall(r"^ +(STORE_CLIENTS): (\S+)", block, re.M))
+    args.update(build_args(image, store))
     return args
 
 
-def test_every_store_clients_value_is_an_extra_and_servers_is_their_union() -> None:
-    # GIVEN the values the Dockerfiles' STORE_CLIENTS build argument takes (as their comment lists them)
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    extras = project["optional-dependencies"]
-    values = ["qdrant", "chroma-client", "milvus-client", "weaviate", "pinecone"]
-    for image in ("query", "ingest"):
-        text = (ROOT / "functions" / image / "Dockerfile").read_text(encoding="utf-8")
-        assert "(qdrant, chroma-client, milvus-client, weaviate, pinecone)" in text
-        # AND the template builds each image with every client by default
-        assert build_args(image)["STORE_CLIENTS"] == "servers"
-    # THEN each is an extra, `qdrant` adds nothing to the core (which has qdrant-client)
-    assert extras["qdrant"] == []
-    assert any(r.startswith("qdrant-client") for r in project["dependencies"])
-    # AND `servers` is exactly the other four
-    assert extras["servers"] == [f"ragstream[{','.join(v for v in values if v != 'qdrant')}]"]
-    assert all(extras[v] for v in values if v != "qdrant")
-
-
-def install(image: str, target: Path) -> None:
-    """Run the Dockerfile's install command into ``target``, resolving for this Python."""
-    args = dockerfile_install(image)
+def install(image: str, target: Path, store: str = DEFAULT) -> None:
+    """Run the Dockerfile's install command, as sam build gives it for ``store``, into ``target``, resolving
+    for this Python."""
+    args = dockerfile_install(image, store)
     out: list[str] = []
     skip = False
     for i, arg in enumerate(args):
@@ -217,21 +200,22 @@ QUERY_STEPS = textwrap.dedent(
     """
 )
 
-#: Every server store's client imports in the bare interpreter, and ragstream's module of each store that
-#: has one; Chroma's client is the thin one (chromadb-client: no embedded server).
+#: The image's store: its client and ragstream's module of it import in the bare interpreter; which other
+#: server stores' clients the image holds (it should hold none but qdrant-client, in the core); Chroma's
+#: client is the thin one (chromadb-client: no embedded server).
 STORE_IMPORTS = textwrap.dedent(
     """
     import importlib, importlib.util
-    result["clients"] = {}
-    for store, package in json.loads(os.environ["SERVER_STORES"]).items():
-        importlib.import_module(package)
-        module = "ragstream.index." + store
-        found = importlib.util.find_spec(module) is not None
-        if found:
-            importlib.import_module(module)
-        result["clients"][store] = found
-    import chromadb.config
-    result["chroma_thin"] = chromadb.config.is_thin_client
+    stores, store = json.loads(os.environ["SERVER_STORES"]), os.environ["IMAGE_STORE"]
+    client = importlib.import_module(stores[store])
+    result["client"] = [client.__name__, os.path.dirname(client.__file__).startswith(target)]
+    result["module"] = importlib.import_module("ragstream.index." + store).__name__
+    result["other_clients"] = sorted(
+        other for other, package in stores.items() if other != store and importlib.util.find_spec(package)
+    )
+    if store == "chroma":
+        import chromadb.config
+        result["chroma_thin"] = chromadb.config.is_thin_client
     # botocore keeps the models of the services ragstream calls, and only those
     import boto3, botocore.exceptions
     result["aws_clients"] = sorted(
@@ -269,6 +253,28 @@ CHROMA_STEPS = textwrap.dedent(
     """
 )
 
+#: An image deployed with another store than it was built for: opening that store fails with a ConfigError
+#: naming the missing client, and in a Lambda (AWS_LAMBDA_FUNCTION_NAME) the build that fixes it.
+MISMATCH_STEPS = textwrap.dedent(
+    """
+    from ragstream.config import Settings
+    from ragstream.errors import ConfigError
+    from ragstream.index import open_index
+    result["mismatch"] = {}
+    for where in ("laptop", "lambda"):
+        if where == "lambda":
+            os.environ["AWS_LAMBDA_FUNCTION_NAME"] = "ragstream-QueryFunction-abc"
+        for other in json.loads(os.environ["SERVER_STORES"]):
+            if other in (os.environ["IMAGE_STORE"], "qdrant"):
+                continue
+            try:
+                open_index(Settings(index=other, index_url="http://127.0.0.1:9", index_api_key="k"))
+                result["mismatch"][f"{where} {other}"] = None
+            except ConfigError as exc:
+                result["mismatch"][f"{where} {other}"] = str(exc)
+    """
+)
+
 EPILOGUE = textwrap.dedent(
     """
     result["tiktoken_calls"] = [c[0] for c in TIKTOKEN_CALLS]
@@ -301,7 +307,9 @@ def dockerfile_env(image: str) -> dict[str, str]:
     return env
 
 
-def run_image(image: str, target: Path, tmp: Path, steps: str, env: dict[str, str]) -> dict:
+def run_image(
+    image: str, target: Path, tmp: Path, steps: str, env: dict[str, str], store: str = "qdrant"
+) -> dict:
     tmp.mkdir(exist_ok=True)
     home_file = tmp / "home-is-a-file"
     home_file.write_text("HOME is not writable here, as in Lambda\n")
@@ -334,6 +342,7 @@ def run_image(image: str, target: Path, tmp: Path, steps: str, env: dict[str, st
         "POWERTOOLS_SERVICE_NAME": f"ragstream-{image}",
         "LANG": "C.UTF-8",
         "SERVER_STORES": json.dumps(SERVER_STORES),
+        "IMAGE_STORE": store,
         "AWS_SERVICES": json.dumps(sorted(AWS_SERVICES)),
     }
     before = snapshot(target)
@@ -350,8 +359,12 @@ def run_image(image: str, target: Path, tmp: Path, steps: str, env: dict[str, st
     return json.loads(line.removeprefix("RESULT "))
 
 
-def test_query_image(tmp_path: Path, openai: OpenAIServer, chroma_server: str) -> None:
-    # GIVEN the query image's packages, installed as its Dockerfile does
+OPENAI_ENV = {"RAGSTREAM_EMBEDDING_PROVIDER": "openai", "RAGSTREAM_OPENAI_API_KEY": "sk-test"}
+
+
+def test_query_image(tmp_path: Path, openai: OpenAIServer) -> None:
+    # GIVEN the query image's packages, installed as its Dockerfile does with the build arguments sam build
+    # gives it for the template's default VectorStore (qdrant)
     target = tmp_path / "asset"
     install("query", target)
     size = folder_mb(target)
@@ -362,12 +375,8 @@ def test_query_image(tmp_path: Path, openai: OpenAIServer, chroma_server: str) -
         "query",
         target,
         tmp_path / "qdrant",
-        QUERY_STEPS + STORE_IMPORTS,
-        {
-            "RAGSTREAM_EMBEDDING_PROVIDER": "openai",
-            "RAGSTREAM_OPENAI_API_KEY": "sk-test",
-            "RAGSTREAM_OPENAI_BASE_URL": openai.url + "/v1",
-        },
+        QUERY_STEPS + STORE_IMPORTS + MISMATCH_STEPS,
+        {**OPENAI_ENV, "RAGSTREAM_OPENAI_BASE_URL": openai.url + "/v1"},
     )
 
     # THEN it answers, loaded no parser, asked tiktoken for nothing, and is small
@@ -388,27 +397,67 @@ def test_query_image(tmp_path: Path, openai: OpenAIServer, chroma_server: str) -
     assert result["tiktoken_calls"] == []
     assert not [p for p in FORBIDDEN + NOT_IN_IMAGES if list(target.glob(f"{p}*"))]
     assert size < QUERY_MAX_MB
-    # AND every server store's client imports, with ragstream's module of each store
-    assert set(result["clients"]) == set(SERVER_STORES)
-    assert all(result["clients"][store] for store in STORE_MODULES_HERE), result["clients"]
-    assert result["chroma_thin"] is True
+    # AND Qdrant's client imports from the image, with ragstream's module of it, and no other store's client
+    assert result["client"] == ["qdrant_client", True] and result["module"] == "ragstream.index.qdrant"
+    assert result["other_clients"] == []
     assert result["aws_clients"] == sorted(AWS_SERVICES) and result["ec2"] == "pruned"
 
-    # WHEN the same image is deployed with VectorStore=chroma against a Chroma server (thin client)
+    # AND deployed with another store than it was built for, opening that store fails with a ConfigError
+    # naming the missing client; in a Lambda it also names the build that matches the store
+    mismatch = result["mismatch"]
+    assert set(mismatch) == {f"{w} {s}" for w in ("laptop", "lambda") for s in SERVER_STORES if s != "qdrant"}
+    for store, package in SERVER_STORES.items():
+        if store == "qdrant":
+            continue
+        laptop, in_lambda = mismatch[f"laptop {store}"], mismatch[f"lambda {store}"]
+        assert laptop is not None and f"RAGSTREAM_INDEX={store} needs {package}" in laptop, laptop
+        assert "sam build" not in laptop
+        assert in_lambda is not None and f"RAGSTREAM_INDEX={store} needs {package}" in in_lambda, in_lambda
+        assert "this Lambda image does not carry" in in_lambda, in_lambda
+        assert "built for another VectorStore" in in_lambda, in_lambda
+        assert f"`sam build --parameter-overrides VectorStore={store}`" in in_lambda, in_lambda
+
+
+@pytest.mark.parametrize("store", [s for s in SERVER_STORES if s != "qdrant"])
+def test_query_image_built_for_each_store_carries_its_client_alone(
+    tmp_path: Path, openai: OpenAIServer, store: str, request: pytest.FixtureRequest
+) -> None:
+    # GIVEN the query image as sam build builds it with `--parameter-overrides VectorStore=<store>`
+    target = tmp_path / "asset"
+    install("query", target, store)
+    size = folder_mb(target)
+    print(f"\nquery image packages for VectorStore={store}: {size:.1f} MB ({target})")
+    assert size < STORE_QUERY_MAX_MB
+
+    # WHEN the handler is imported and invoked in a bare interpreter, then the store's client
+    env = {**OPENAI_ENV, "RAGSTREAM_OPENAI_BASE_URL": openai.url + "/v1"}
+    result = run_image("query", target, tmp_path / "imports", QUERY_STEPS + STORE_IMPORTS, env, store)
+
+    # THEN the handler answers, the store's client and ragstream's module of it import from the image,
+    # and no other store's client is there but qdrant-client (in the core)
+    assert result["health"]["statusCode"] == 200, result["health"]
+    assert result["client"] == [SERVER_STORES[store], True]
+    assert result["module"] == f"ragstream.index.{store}"
+    assert result["other_clients"] == ["qdrant"]
+    assert not [p for p in FORBIDDEN + NOT_IN_IMAGES if list(target.glob(f"{p}*"))]
+    if store != "chroma":
+        return
+    assert result["chroma_thin"] is True
+
+    # WHEN the Chroma image runs against a Chroma server (thin client)
     chroma = run_image(
         "query",
         target,
         tmp_path / "chroma",
         CHROMA_STEPS,
         {
+            **env,
             "RAGSTREAM_INDEX": "chroma",
-            "RAGSTREAM_INDEX_URL": chroma_server,
+            "RAGSTREAM_INDEX_URL": request.getfixturevalue("chroma_server"),
             "RAGSTREAM_COLLECTION": f"image_{uuid.uuid4().hex[:8]}",
             "RAGSTREAM_API_KEY": "test-api-key",
-            "RAGSTREAM_EMBEDDING_PROVIDER": "openai",
-            "RAGSTREAM_OPENAI_API_KEY": "sk-test",
-            "RAGSTREAM_OPENAI_BASE_URL": openai.url + "/v1",
         },
+        store,
     )
     # THEN the search finds the chunk on the server, through the filter of the sample event
     assert chroma["index"] == "ChromaIndex"
@@ -419,7 +468,7 @@ def test_query_image(tmp_path: Path, openai: OpenAIServer, chroma_server: str) -
 
 
 def test_ingest_image(tmp_path: Path, openai: OpenAIServer) -> None:
-    # GIVEN the ingest image's packages, installed as its Dockerfile does
+    # GIVEN the ingest image's packages, installed as its Dockerfile does, built for the default VectorStore
     target = tmp_path / "asset"
     install("ingest", target)
     size = folder_mb(target)
@@ -452,8 +501,7 @@ def test_ingest_image(tmp_path: Path, openai: OpenAIServer) -> None:
     assert openai.requests_to("/v1/embeddings"), "the pipeline should embed through OpenAI"
     assert not [p for p in FORBIDDEN + NOT_IN_IMAGES if list(target.glob(f"{p}*"))]
     assert size < INGEST_MAX_MB
-    # AND it carries every server store's client (the same `servers` extra as the query image)
-    assert set(result["clients"]) == set(SERVER_STORES)
-    assert all(result["clients"][store] for store in STORE_MODULES_HERE), result["clients"]
-    assert result["chroma_thin"] is True
+    # AND it carries the default store's client (Qdrant's), as the query image built for it, and no other
+    assert result["client"] == ["qdrant_client", True] and result["module"] == "ragstream.index.qdrant"
+    assert result["other_clients"] == []
     assert result["aws_clients"] == sorted(AWS_SERVICES) and result["ec2"] == "pruned"

@@ -8,14 +8,17 @@ import json
 import re
 import shlex
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from sam_build import DEFAULT, IMAGES, build_args, resolved
 
 from ragstream.config import Settings
 from ragstream.events import is_reconcile_event
+from ragstream.index.registry import IMAGE_CLIENTS
 from ragstream.ledger.dynamodb import table_definition
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,10 +123,10 @@ def test_dockerfiles_install_only_their_own_extra_from_the_pinned_set() -> None:
         installs = [line for line in text.splitlines() if line.startswith("RUN uv pip install ")]
         assert len(installs) == 1
         args = shlex.split(installs[0])
-        # its own extra and the thin clients of the server stores (the STORE_CLIENTS build argument:
-        # every one by default, VectorStore picks one at deploy time)
+        # its own extra and the thin client of one server store (the STORE_CLIENTS build argument, which
+        # sam build sets from VectorStore; a plain docker build gets the template's default store's)
         assert [a for a in args if a.startswith(".[")] == [f".[{image},${{STORE_CLIENTS}}]"]
-        assert "\nARG STORE_CLIENTS=servers\n" in text
+        assert f"\nARG STORE_CLIENTS={build_args(image)['STORE_CLIENTS']}\n" in text
         assert "--constraint" in args and "constraints.txt" in args
         assert args[args.index("--override") + 1] == "overrides.txt"
         assert "ENV HOME=/tmp" in text and "DO_NOT_TRACK=1" in text
@@ -337,6 +340,41 @@ def test_vector_store_offers_every_server_store_and_defaults_to_qdrant(template:
     assert sorted(param["AllowedValues"]) == ["chroma", "milvus", "pinecone", "qdrant", "weaviate"]
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     assert env["RAGSTREAM_INDEX"] == {"Ref": "VectorStore"}
+
+
+def test_each_image_is_built_with_the_client_of_the_chosen_store_alone(template: dict[str, Any]) -> None:
+    # GIVEN template.yaml resolved by the SAM CLI's own code, as `sam build --parameter-overrides
+    # VectorStore=<store>` resolves it, for every VectorStore value and for none given
+    stores = resolved()["stores"]
+    assert set(stores) == {DEFAULT, *template["Parameters"]["VectorStore"]["AllowedValues"]}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    for store, functions in stores.items():
+        chosen = template["Parameters"]["VectorStore"]["Default"] if store == DEFAULT else store
+        # THEN both image functions are built from their own Dockerfile with one build argument: the extra
+        # of the chosen store's client, the one ragstream names when that client is missing in a Lambda
+        assert set(functions) == set(IMAGES), store
+        for function, image in IMAGES.items():
+            assert functions[function]["Dockerfile"] == f"functions/{image}/Dockerfile"
+            assert functions[function]["DockerBuildArgs"] == {"STORE_CLIENTS": IMAGE_CLIENTS[chosen]}, store
+        # AND that extra exists, and holds no embedded engine (qdrant's client is in the core)
+        extra = extras[IMAGE_CLIENTS[chosen]]
+        assert not [r for r in extra if re.match(r"chromadb[<>=]|milvus-lite|faiss|qdrant-edge", r)], extra
+    assert extras["qdrant"] == [] and "servers" not in extras
+    assert set(IMAGE_CLIENTS) == set(template["Parameters"]["VectorStore"]["AllowedValues"])
+
+
+def test_build_and_deploy_read_the_same_vector_store_from_samconfig() -> None:
+    # GIVEN samconfig.toml as the SAM CLI's own SamConfig merges it for `sam build` and `sam deploy`
+    overrides = resolved()["samconfig"]
+    # THEN both commands get the same non-secret parameters, VectorStore among them (a store built into the
+    # images is the store the functions open), and no secret value
+    assert overrides["build"] == overrides["deploy"]
+    assert overrides["build"]["VectorStore"] == "qdrant"
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))["default"]
+    assert "parameter_overrides" in config["global"]["parameters"]
+    assert all("parameter_overrides" not in config[c]["parameters"] for c in ("build", "deploy"))
+    assert not [k for k in overrides["build"] if SECRET_NAME.search(k) and not k.endswith("Parameter")]
 
 
 def test_the_ingest_image_carries_catdoc_for_legacy_office_files() -> None:
