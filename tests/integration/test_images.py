@@ -33,11 +33,11 @@ EVENTS = ROOT / "events"
 #: The AWS services whose botocore models the images keep (scripts/prune_packages.py).
 AWS_SERVICES: frozenset[str] = runpy.run_path(str(ROOT / "scripts" / "prune_packages.py"))["AWS_SERVICES"]
 #: The query image's packages must keep cold starts fast. Built for the default store (Qdrant), with
-#: bytecode, they are ~163 MB (~115 MiB of sources as bench/cold_start.py counts them); built for another
-#: store ~169 (Chroma) to ~208 MB (Milvus: pymilvus brings pandas). The bounds catch a heavy dependency
+#: bytecode, they are ~140 MB (~101 MiB of sources as bench/cold_start.py counts them); built for another
+#: store ~150 (Chroma) to ~185 MB (Milvus: pymilvus brings pandas). The bounds catch a heavy dependency
 #: slipping in.
-QUERY_MAX_MB = 185
-STORE_QUERY_MAX_MB = 230
+QUERY_MAX_MB = 155
+STORE_QUERY_MAX_MB = 200
 #: The ingest image carries the parsers (unstructured pulls numba + llvmlite, ~210 MB; pypandoc-binary
 #: ~155 MB; spaCy ~130 MB), but no torch, CUDA or onnxruntime. Lambda allows 10 GB per image.
 INGEST_MAX_MB = 1500
