@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .blobs import MemoryBlobs
 from .errors import ConfigError
-from .index import Hit, LexicalQuery, Point, SearchFilter, SparseVector, VectorIndex
+from .index import Hit, IndexWrapper, LexicalQuery, Point, SparseVector, VectorIndex
 from .model import SourceRef
 
 if TYPE_CHECKING:
@@ -176,54 +176,22 @@ def _documents(hits: list[Hit]) -> list[str]:
     return ranking
 
 
-class RecordingIndex:
+class RecordingIndex(IndexWrapper):
     """A store as it is, that also keeps the sparse vector and source of every point written through
     it (for the BM25-alone ranking, which no store offers on its own)."""
 
     def __init__(self, inner: VectorIndex) -> None:
         self.inner = inner
-        self.collection = inner.collection
-        self.capabilities = inner.capabilities
         self.sparse: dict[str, tuple[str, SparseVector]] = {}
 
-    def ensure_collection(self, dim: int) -> None:
-        self.inner.ensure_collection(dim)
-
-    def exists(self) -> bool:
-        return self.inner.exists()
+    def _target(self) -> VectorIndex:
+        return self.inner
 
     def upsert(self, points: Sequence[Point]) -> int:
         for p in points:
             if p.sparse is not None:
                 self.sparse[p.id] = (str(p.metadata.get("source", "")), p.sparse)
         return self.inner.upsert(points)
-
-    def delete_source(
-        self, source: str, *, keep_version: str | None = None, only_version: str | None = None
-    ) -> None:
-        self.inner.delete_source(source, keep_version=keep_version, only_version=only_version)
-
-    def count(self, source: str | None = None, version: str | None = None) -> int:
-        return self.inner.count(source, version)
-
-    def versions(self) -> Any:
-        return self.inner.versions()
-
-    def search(
-        self,
-        vector: Sequence[float],
-        *,
-        limit: int,
-        flt: SearchFilter | None = None,
-        lexical: LexicalQuery | None = None,
-    ) -> list[Hit]:
-        return self.inner.search(vector, limit=limit, flt=flt, lexical=lexical)
-
-    def ping(self) -> None:
-        self.inner.ping()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class Bm25:

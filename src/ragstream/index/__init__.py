@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, SparseVector, VectorIndex
 from .layout import chunk_metadata, folders_of, point_id
-from .registry import BACKENDS, FirstUseIndex, open_index
+from .registry import BACKENDS, FirstUseIndex, IndexWrapper, open_index
 
 __all__ = [
     "BACKENDS",
     "Capabilities",
     "FirstUseIndex",
     "Hit",
+    "IndexWrapper",
     "LexicalQuery",
     "Point",
     "SearchFilter",

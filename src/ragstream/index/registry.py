@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, VectorIndex
 
-__all__ = ["BACKENDS", "IMAGE_CLIENTS", "FirstUseIndex", "open_index"]
+__all__ = ["BACKENDS", "IMAGE_CLIENTS", "FirstUseIndex", "IndexWrapper", "open_index"]
 
 #: RAGSTREAM_INDEX value -> (module under ragstream.index, the extra that installs its client).
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -84,10 +84,62 @@ def _missing_client(name: str, module: str, extra: str) -> str:
     )
 
 
-class FirstUseIndex:
+class IndexWrapper:
+    """A :class:`VectorIndex` that hands every call to another one, :meth:`_target`: the one way to
+    wrap an index (open it late, record what passes), overriding only what the wrapper changes."""
+
+    def _target(self) -> VectorIndex:
+        raise NotImplementedError
+
+    @property
+    def collection(self) -> str:
+        return self._target().collection
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._target().capabilities
+
+    def ensure_collection(self, dim: int) -> None:
+        self._target().ensure_collection(dim)
+
+    def exists(self) -> bool:
+        return self._target().exists()
+
+    def upsert(self, points: Sequence[Point]) -> int:
+        return self._target().upsert(points)
+
+    def delete_source(
+        self, source: str, *, keep_version: str | None = None, only_version: str | None = None
+    ) -> None:
+        self._target().delete_source(source, keep_version=keep_version, only_version=only_version)
+
+    def count(self, source: str | None = None, version: str | None = None) -> int:
+        return self._target().count(source, version)
+
+    def versions(self) -> Counter[tuple[str, str]]:
+        return self._target().versions()
+
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        limit: int,
+        flt: SearchFilter | None = None,
+        lexical: LexicalQuery | None = None,
+    ) -> list[Hit]:
+        return self._target().search(vector, limit=limit, flt=flt, lexical=lexical)
+
+    def ping(self) -> None:
+        self._target().ping()
+
+    def close(self) -> None:
+        self._target().close()
+
+
+class FirstUseIndex(IndexWrapper):
     """The index the settings point at, opened (its store's module and client imported) when first
     used: a process that never touches the index (the query API's page, ledger and feedback routes)
-    never pays for its client's import, a third of the query function's cold start with Qdrant's.
+    never pays for its client's import, nearly half of the query function's cold start with Qdrant's.
 
     Every member is the opened index's; a configuration error (an unknown store, a client that is not
     installed) is raised at that first use, as :func:`open_index` would raise it.
@@ -103,53 +155,12 @@ class FirstUseIndex:
         """Whether the index has been opened."""
         return self._index is not None
 
-    def _get(self) -> VectorIndex:
+    def _target(self) -> VectorIndex:
         if self._index is None:
             with self._lock:
                 if self._index is None:
                     self._index = open_index(self._settings)
         return self._index
-
-    @property
-    def collection(self) -> str:
-        return self._get().collection
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._get().capabilities
-
-    def ensure_collection(self, dim: int) -> None:
-        self._get().ensure_collection(dim)
-
-    def exists(self) -> bool:
-        return self._get().exists()
-
-    def upsert(self, points: Sequence[Point]) -> int:
-        return self._get().upsert(points)
-
-    def delete_source(
-        self, source: str, *, keep_version: str | None = None, only_version: str | None = None
-    ) -> None:
-        self._get().delete_source(source, keep_version=keep_version, only_version=only_version)
-
-    def count(self, source: str | None = None, version: str | None = None) -> int:
-        return self._get().count(source, version)
-
-    def versions(self) -> Counter[tuple[str, str]]:
-        return self._get().versions()
-
-    def search(
-        self,
-        vector: Sequence[float],
-        *,
-        limit: int,
-        flt: SearchFilter | None = None,
-        lexical: LexicalQuery | None = None,
-    ) -> list[Hit]:
-        return self._get().search(vector, limit=limit, flt=flt, lexical=lexical)
-
-    def ping(self) -> None:
-        self._get().ping()
 
     def close(self) -> None:
         """Close the index if it was opened (closing never opens it)."""
