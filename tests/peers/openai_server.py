@@ -22,10 +22,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
 
-from .served import ServedHTTP
+from .served import HTTPPeer, JSONHandler
 
 __all__ = ["ChatReply", "OpenAIServer", "RecordedRequest", "fake_embedding"]
 
@@ -67,8 +66,11 @@ class _Failure:
 
 
 @dataclass
-class OpenAIServer:
-    """OpenAI API enough for the openai SDK. Use as a context manager, or ``start()``/``stop()``."""
+class OpenAIServer(HTTPPeer):
+    """OpenAI API enough for the openai SDK. Use as a context manager, or ``start()``/``stop()``;
+    ``url`` plus ``/v1`` is the OpenAI base URL."""
+
+    _name = "openai-peer"
 
     chat_reply: ChatReply = field(default=lambda body: "ok")
     api_key: str | None = None  # when set, other bearer tokens get 401
@@ -84,22 +86,8 @@ class OpenAIServer:
     throttled: list[RecordedRequest] = field(default_factory=list, init=False)  # those answered 429
     _failures: list[_Failure] = field(default_factory=list, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _served: ServedHTTP | None = field(default=None, init=False, repr=False)
 
     # -- control -----------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``; the OpenAI base URL is this plus ``/v1``."""
-        if self._served is None:
-            raise RuntimeError("the server is not started")
-        return self._served.url
-
-    @property
-    def port(self) -> int:
-        if self._served is None:
-            raise RuntimeError("the server is not started")
-        return self._served.port
 
     def fail(self, status: int, times: int | None = 1) -> None:
         """Answer ``status`` to the next ``times`` requests (``None``: until :meth:`clear_failures`)."""
@@ -115,27 +103,8 @@ class OpenAIServer:
         with self._lock:
             return [r for r in self.requests if r.path == path]
 
-    def start(self) -> OpenAIServer:
-        server = self
-
-        class Handler(_Handler):
-            owner = server
-
-        self._served = ServedHTTP(Handler, name="openai-peer")
-        return self
-
-    def stop(self) -> None:
-        if self._served is not None:
-            self._served.close()
-            self._served = None
-
-    def __enter__(self) -> OpenAIServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     # -- what the handler asks -----------------------------------------------------------------------
 
@@ -178,12 +147,8 @@ _ERRORS = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     owner: OpenAIServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the recorded requests are the log."""
 
     def do_GET(self) -> None:
         self._handle(None)
@@ -242,15 +207,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(status, {"error": error}, headers)
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-request-id", f"req_{hashlib.sha256(data).hexdigest()[:12]}")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        """OpenAI's replies carry a request id (the SDK reads it into its errors)."""
+        request_id = hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:12]
+        super()._json(status, payload, {"x-request-id": f"req_{request_id}", **(headers or {})})
 
     def _stream(self, chunks: Iterator[dict[str, Any]]) -> None:
         self.send_response(200)

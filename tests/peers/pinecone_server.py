@@ -46,11 +46,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .served import ServedHTTP
+from .served import HTTPPeer, JSONHandler
 
 __all__ = ["PineconeServer", "matches_filter"]
 
@@ -223,9 +222,11 @@ def _after(token: str | None) -> str | None:
 
 
 @dataclass
-class PineconeServer:
+class PineconeServer(HTTPPeer):
     """Pinecone's REST API enough for the ``pinecone`` SDK. Use as a context manager, or
     ``start()``/``stop()``; ``url`` is the control plane."""
+
+    _name = "pinecone-peer"
 
     api_key: str = "pcsk-peer-key"
     lag: float = 0.0
@@ -243,36 +244,10 @@ class PineconeServer:
     requests: list[tuple[str, str]] = field(default_factory=list, init=False)
     _indexes: dict[str, _Index] = field(default_factory=dict, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
-    _served: ServedHTTP | None = field(default=None, init=False, repr=False)
 
     # -- control ------------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        if self._served is None:
-            raise RuntimeError("the server is not started")
-        return self._served.url
-
-    def start(self) -> PineconeServer:
-        server = self
-
-        class Handler(_Handler):
-            owner = server
-
-        self._served = ServedHTTP(Handler, name="pinecone-peer")
-        return self
-
-    def stop(self) -> None:
-        if self._served is not None:
-            self._served.close()
-            self._served = None
-
-    def __enter__(self) -> PineconeServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     def settle(self) -> None:
         """Make every acknowledged write visible now (the end of the lag)."""
@@ -619,12 +594,8 @@ def _sparse_dot(query: dict[str, Any] | None, record: dict[str, Any] | None) -> 
     return sum(v * weights.get(i, 0.0) for i, v in zip(query["indices"], query["values"], strict=True))
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     owner: PineconeServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
 
     def do_GET(self) -> None:
         self._handle()
@@ -673,11 +644,3 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(
                     exc.status, {"error": {"code": exc.code, "message": exc.message}, "status": exc.status}
                 )
-
-    def _json(self, status: int, payload: Any) -> None:
-        data = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)

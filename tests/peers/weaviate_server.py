@@ -34,8 +34,6 @@ import uuid
 from collections.abc import Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
 
 import grpc
@@ -52,7 +50,7 @@ from weaviate.proto.v1 import (
     weaviate_pb2_grpc,
 )
 
-from .served import ServedHTTP
+from .served import JSONHandler, Peer, ServedHTTP
 
 __all__ = ["WeaviateServer"]
 
@@ -130,7 +128,7 @@ class Collection:
         return str((p or {}).get("tokenization") or "word")
 
 
-class WeaviateServer:
+class WeaviateServer(Peer):
     """The peer: ``start()`` (or ``with``) serves REST and gRPC; ``url`` and ``grpc_address`` say where."""
 
     def __init__(
@@ -183,14 +181,6 @@ class WeaviateServer:
         if self._http is not None:
             self._http.close()
             self._http = None
-
-    def __enter__(self) -> WeaviateServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def authorized(self, header: str | None) -> bool:
         return self.api_key is None or header == f"Bearer {self.api_key}"
@@ -739,12 +729,8 @@ def _health_handler(peer: WeaviateServer) -> grpc.GenericRpcHandler:
 # -- REST ----------------------------------------------------------------------------------------------
 
 
-class _RestHandler(BaseHTTPRequestHandler):
+class _RestHandler(JSONHandler):
     peer: WeaviateServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -800,11 +786,3 @@ class _RestHandler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, message: str) -> None:
         self._json(status, {"error": [{"message": message}]})
-
-    def _json(self, status: int, payload: Any) -> None:
-        data = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
