@@ -164,7 +164,7 @@ def _as_list(value: Any) -> list[Any]:
 @pytest.mark.parametrize(
     "values",
     [
-        {},  # every optional secret empty: the README's minimal deploy
+        {},  # every optional secret empty: the minimal deploy of docs/deploying-on-aws.md
         {"ApiKeyParameter": "/ragstream/api-key", "QdrantApiKeyParameter": "qdrant-key"},
         {
             "ApiKeyParameter": "arn:aws:secretsmanager:eu-central-1:123456789012:secret:api-AbCdEf",
@@ -348,15 +348,15 @@ def test_the_env_vars_example_names_every_resource_sam_local_cannot_resolve(cfn:
                     name
                 )
             assert not re.match(r"(sk-|pk-lf-|sk-lf-|AKIA)", value), f"{name} looks like a secret"
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Invoke the functions locally with SAM", 1)[1].split("\n## ", 1)[0]
+    readme = (ROOT / "docs" / "deploying-on-aws.md").read_text(encoding="utf-8")
+    section = readme.split("## Invoke the functions locally with SAM", 1)[1].split("\n## ", 1)[0]
     invokes = [line for line in section.splitlines() if line.startswith("sam local ")]
     assert invokes and all("--env-vars" in line for line in invokes)
     assert "events/env.example.json" in section and "IngestFunction" in template_text
 
 
 # -- issue 12: the VectorStore parameter; only what the chosen store needs reaches the functions --
-#: Each store's parameters, as the README's `sam deploy --parameter-overrides` examples give them.
+#: Each store's parameters, as the `sam deploy` examples of docs/deploying-on-aws.md give them.
 STORE_VALUES: dict[str, dict[str, str]] = {
     "qdrant": {
         "QdrantUrl": "https://xyz.eu-central-1-0.aws.cloud.qdrant.io:6333",
