@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from report import save, table
 
-from peers.openai_server import OpenAIServer
 from ragstream.config import Settings
 from ragstream.embeddings import build_embeddings
+from tests.peers.openai_server import OpenAIServer
 
 
 def run(concurrency: int, args: argparse.Namespace) -> dict[str, Any]:

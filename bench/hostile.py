@@ -1,6 +1,6 @@
 """Hostile documents: what each costs in wall time and peak memory, and what isolation costs.
 
-For each case of tests/data/hostile.py, ``ragstream ingest FILE`` runs in a fresh process on a fresh
+For each case of tests/support/hostile.py, ``ragstream ingest FILE`` runs in a fresh process on a fresh
 home, with the default limits; the peak resident memory of the whole process tree (the command, the
 forkserver and the extraction worker) is sampled every 20 ms. Then the cost of isolation: the same
 ingest of examples/ with ``RAGSTREAM_EXTRACT_ISOLATION=process`` and ``none``, side by side, in one
@@ -29,8 +29,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import ROOT, save, table
 
-sys.path.insert(0, str(ROOT / "tests" / "data"))
-import hostile  # tests/data/hostile.py
+sys.path.insert(0, str(ROOT))
+from tests.support import hostile
 
 
 def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:

@@ -1,7 +1,7 @@
 """Remove from a Lambda image's package folder the files ragstream never runs (standard library only).
 
 Each image's Dockerfile runs it in its build stage on the folder ``uv pip install --target`` filled;
-``tests/integration/test_images.py`` and ``bench/cold_start.py`` run it the same way. It removes:
+``tests/integration/deploy/test_images.py`` and ``bench/cold_start.py`` run it the same way. It removes:
 
 - the test suites that packages ship inside themselves (``pandas/tests``, ``numpy/_core/tests``,
   ``chromadb/test``...): folders named ``tests`` below a package, which no package imports;

@@ -1,26 +1,17 @@
-"""Shared fixtures and helpers: sample events, fake AWS credentials, local OpenAI and Langfuse servers."""
+"""Fixtures of every test: fake AWS credentials, local OpenAI and Langfuse servers (helpers are in
+``tests.support``)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from peers.langfuse_server import LangfuseServer
-from peers.openai_server import OpenAIServer
+from tests.peers.langfuse_server import LangfuseServer
+from tests.peers.openai_server import OpenAIServer
 
-EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 AWS_REGION = "eu-west-1"
-
-
-def load_event(name: str) -> dict[str, Any]:
-    """A sample Lambda event from ``events/`` (``name`` with or without ``.json``)."""
-    path = EVENTS_DIR / (name if name.endswith(".json") else f"{name}.json")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ Not part of the suite. It keeps the reader as it was before issue 15 (one pypdfi
 ``get_text_bounded`` call per text rectangle) as :func:`legacy_read_pages`, the one copy of that
 code outside git history, and records its output (per page: whether it needs OCR, its letter
 count, and its elements' kinds and texts) for every PDF of the shared corpus and for the
-table-heavy PDFs that :func:`table_pdf` generates. ``tests/unit/test_pdf_text_reference.py``
+table-heavy PDFs that :func:`table_pdf` generates. ``tests/unit/extract/test_pdf_text_reference.py``
 checks that today's reader gives the same; ``bench/pdf_text.py`` times both readers.
 
     .venv/bin/python tests/data/make_pdf_reference.py [--corpus ../shared/corpus]
