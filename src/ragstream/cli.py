@@ -8,15 +8,17 @@ never executed by the terminal. ``--json`` output is escaped by JSON itself.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import os
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from .errors import RagstreamError
+from .errors import ConfigError, RagstreamError
 from .printable import EscapingFormatter, printable
 
 if TYPE_CHECKING:
@@ -27,7 +29,11 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``ragstream`` console script."""
+    """Entry point of the ``ragstream`` console script.
+
+    Exit status: 0 done, 1 the work itself failed, 2 a usage or configuration mistake (one line on
+    stderr saying what to fix; ``-v`` adds the traceback).
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()
@@ -36,24 +42,71 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "unstructured", "pdfminer", "qdrant_client"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     try:
-        from .config import get_settings
-        from .homelock import hold_home, holds_embedded_index
-
-        overrides = {"home": args.home} if args.home else {}
-        settings = get_settings(**overrides)
-        if getattr(args, "index", False) and holds_embedded_index(settings):
-            with hold_home(settings.home, args.command):
-                return int(args.run(args, settings) or 0)
-        return int(args.run(args, settings) or 0)
-    except RagstreamError as exc:
-        print(f"error: {printable(str(exc))}", file=sys.stderr)
-        return 2
+        return _run(args)
+    except BrokenPipeError:
+        _quiet_stdout()  # `ragstream ... | head`: the reader left; nothing more to say
+        return 141
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        code, message = _explain(exc, args)
+        if args.verbose:
+            logging.getLogger("ragstream").exception("the full error")
+        elif code == 1 and not isinstance(exc, RagstreamError):
+            message += " (run with -v for the traceback)"
+        print(f"error: {printable(message)}", file=sys.stderr)
+        return code
     finally:
         from .tracing import flush_all
 
         flush_all()  # the traces of this run leave, each tracer within its flush bound
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import get_settings
+    from .homelock import hold_home, holds_embedded_index
+
+    overrides = {"home": args.home} if args.home else {}
+    settings = get_settings(**overrides)
+    if getattr(args, "index", False) and holds_embedded_index(settings):
+        with hold_home(settings.home, args.command):
+            return int(args.run(args, settings) or 0)
+    return int(args.run(args, settings) or 0)
+
+
+def _explain(exc: BaseException, args: argparse.Namespace) -> tuple[int, str]:
+    """The exit status and the one line for an error: 2 for the user's mistakes, 1 for the work's."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return 2, "; ".join(_setting_error(e) for e in exc.errors())
+    if isinstance(exc, ConfigError):
+        return 2, str(exc)
+    if isinstance(exc, RagstreamError):
+        return 1, str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        where = f"{getattr(args, 'host', '')}:{getattr(args, 'port', '')}"
+        hint = "--port or --s3-port" if getattr(args, "command", "") == "dev" else "--port"
+        return 2, f"{where} is already in use (another server runs there): pick another port with {hint}"
+    if isinstance(exc, ModuleNotFoundError):
+        return 2, f"{exc} (install the extra that provides it, e.g. pip install 'ragstream[local]')"
+    return 1, f"unexpected {type(exc).__name__}: {exc}"
+
+
+def _setting_error(error: Any) -> str:
+    """``RAGSTREAM_TOP_K: Input should be a valid integer`` for one pydantic error of the settings."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    loc = [str(part) for part in error.get("loc", ()) if str(part)]
+    if not loc:
+        return message
+    name = loc[0].upper()
+    return f"{name if name.startswith('RAGSTREAM_') else 'RAGSTREAM_' + name}: {message}"
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush raises no second BrokenPipeError."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 # -- commands --------------------------------------------------------------------------------------------
@@ -86,6 +139,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from .query import Retriever
 
+    if _unknown_source(args, settings):
+        return 2
     retriever = Retriever.from_settings(settings)
     try:
         hits = retriever.search(args.query, top_k=args.top_k, flt=_filter(args))
@@ -95,7 +150,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([h.model_dump() for h in hits], indent=2, default=str))
         return 0
     if not hits:
-        print("no results (is anything ingested? try: ragstream ingest PATH)")
+        print(_no_results(args))
     for rank, hit in enumerate(hits, start=1):
         print(f"{rank:>2}. {hit.score:.3f}  {_where(hit.source, hit.page)}")
         print(f"    {_shorten(hit.text, 240)}")
@@ -105,6 +160,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from .query import Retriever
 
+    if _unknown_source(args, settings):
+        return 2
     retriever = Retriever.from_settings(settings)
     try:
         answer = retriever.ask(args.question, top_k=args.top_k, flt=_filter(args))
@@ -129,7 +186,7 @@ def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
     status = Status(args.status) if args.status else None
     records, cursor = [], None
     while True:
-        page, cursor = ledger.list(status=status, prefix=args.prefix, limit=500, cursor=cursor)
+        page, cursor = ledger.list(status=status, prefix=_as_prefix(args.prefix), limit=500, cursor=cursor)
         records += page
         if cursor is None:
             break
@@ -252,75 +309,196 @@ def _filter(args: argparse.Namespace) -> Any:
 
     if not (args.source or args.content_type or args.meta):
         return None
-    source = args.source
-    if source and "://" not in source:
-        path = Path(source).resolve()
-        source = path.as_uri() + ("/" if path.is_dir() else "")
-    meta = dict(item.split("=", 1) for item in args.meta or [])
-    return SearchFilter(source_prefix=source, content_type=args.content_type, metadata=meta)
+    meta = dict(args.meta or [])
+    return SearchFilter(source_prefix=_as_prefix(args.source), content_type=args.content_type, metadata=meta)
+
+
+def _as_prefix(source: str | None) -> str | None:
+    """A plain path as the ``file://`` prefix the ledger and index hold (a folder ends in ``/``).
+
+    A URI (``s3://``, ``file://``) is taken as given.
+    """
+    if not source or "://" in source:
+        return source
+    path = Path(source).resolve()
+    return path.as_uri() + ("/" if path.is_dir() else "")
+
+
+def _nothing_under(settings: Settings, source: str) -> bool:
+    """True when the ledger holds no document under ``source`` (a typo in ``--source``)."""
+    from .ledger import open_ledger
+
+    page, _ = open_ledger(settings).list(prefix=_as_prefix(source), limit=1)
+    return not page
+
+
+def _unknown_source(args: argparse.Namespace, settings: Settings) -> bool:
+    """Say so (and return True) when ``--source`` names nothing ingested: a typo, not an empty answer."""
+    if not args.source or not _nothing_under(settings, args.source):
+        return False
+    print(
+        f"error: nothing is ingested under --source {printable(args.source)} (see: ragstream documents)",
+        file=sys.stderr,
+    )
+    return True
+
+
+def _no_results(args: argparse.Namespace) -> str:
+    if args.source or args.content_type or args.meta:
+        return "no results match the filters (--source, --content-type, --meta)"
+    return "no results (is anything ingested? try: ragstream ingest PATH)"
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is too small: give 1 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 1-65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (1-65535)")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    """An argparse type: ``KEY=VALUE``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE, e.g. --meta team=hr")
+    return key, value
 
 
 # -- parser --------------------------------------------------------------------------------------------------
 
 
+DESCRIPTION = """\
+Index documents and ask questions about them, with answers cited to their sources.
+
+Start with: ragstream ingest examples/  then: ragstream ask "How many days of leave do I get?"
+Settings come from RAGSTREAM_* environment variables (e.g. RAGSTREAM_TOP_K, RAGSTREAM_INDEX).
+"""
+
+EPILOG = "exit status: 0 done, 1 the work failed, 2 a usage or configuration mistake"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ragstream")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake told in one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+def _sub(sub: Any, name: str, summary: str, parents: list[argparse.ArgumentParser]) -> Any:
+    """A subcommand whose ``--help`` opens with the same sentence the command list shows."""
+    return sub.add_parser(
+        name, parents=parents, help=summary, description=summary[0].upper() + summary[1:] + ".", epilog=EPILOG
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--home", type=Path, help="state folder (default: $RAGSTREAM_HOME or ./.ragstream)")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument(
+        "--home", type=Path, metavar="DIR", help="state folder (default: $RAGSTREAM_HOME or ./.ragstream)"
+    )
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, and tracebacks on errors"
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
     retrieval = argparse.ArgumentParser(add_help=False)
-    retrieval.add_argument("--top-k", type=int, default=None, help="chunks to retrieve (default 5)")
-    retrieval.add_argument("--source", help="only sources under this folder / prefix (path or URI)")
-    retrieval.add_argument("--content-type", help="only this MIME type, e.g. application/pdf")
-    retrieval.add_argument("--meta", action="append", metavar="KEY=VALUE", help="user metadata equality")
+    retrieval.add_argument(
+        "--top-k", type=_positive_int, default=None, metavar="N", help="chunks to retrieve (default 5)"
+    )
+    retrieval.add_argument(
+        "--source", metavar="PATH_OR_URI", help="only sources under this folder, file or URI prefix"
+    )
+    retrieval.add_argument(
+        "--content-type", metavar="MIME", help="only this MIME type, e.g. application/pdf"
+    )
+    retrieval.add_argument(
+        "--meta", action="append", type=_key_value, metavar="KEY=VALUE",
+        help="only documents whose metadata KEY equals VALUE (repeatable)",
+    )
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
 
-    parser = argparse.ArgumentParser(prog="ragstream", description=__doc__)
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser = _Parser(
+        prog="ragstream", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", title="commands")
 
-    p = sub.add_parser("ingest", parents=[common], help="index files or folders (s3:// too); sync deletions")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p = _sub(sub, "ingest", "index files or folders (s3:// too) and drop what was deleted", [common])
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or s3://bucket/prefix")
     p.set_defaults(run=cmd_ingest, repair=False, index=True, command="ingest")
 
-    p = sub.add_parser(
-        "reconcile",
-        parents=[common],
-        help="like ingest, and also repair the index: stray versions, missing points, lost events",
+    p = _sub(
+        sub, "reconcile",
+        "like ingest, and also repair the index: stray versions, missing points, lost events", [common],
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders or s3://bucket/prefix")
     p.set_defaults(run=cmd_ingest, repair=True, index=True, command="reconcile")
 
-    p = sub.add_parser("search", parents=[common, retrieval], help="the chunks nearest to a query")
-    p.add_argument("query")
+    p = _sub(sub, "search", "print the chunks nearest to a query, with their sources", [common, retrieval])
+    p.add_argument("query", help="what to look for, in your own words")
     p.set_defaults(run=cmd_search, index=True, command="search")
 
-    p = sub.add_parser("ask", parents=[common, retrieval], help="an answer with citations")
-    p.add_argument("question")
+    p = _sub(sub, "ask", "answer a question from the documents, with citations", [common, retrieval])
+    p.add_argument("question", help="the question, quoted")
     p.set_defaults(run=cmd_ask, index=True, command="ask")
 
-    p = sub.add_parser("documents", parents=[common], help="the ledger: what is indexed, what failed")
-    p.add_argument("--status", choices=["indexed", "failed", "deleted", "skipped"])
-    p.add_argument("--prefix", help="only sources starting with this URI prefix")
+    p = _sub(sub, "documents", "list the ingested documents: what is indexed, what failed and why", [common])
+    p.add_argument(
+        "--status", choices=["indexed", "failed", "deleted", "skipped"], help="only documents in this state"
+    )
+    p.add_argument(
+        "--prefix", metavar="PATH_OR_URI", help="only documents under this folder, file or URI prefix"
+    )
     p.set_defaults(run=cmd_documents)
 
-    p = sub.add_parser("serve", parents=[common], help="the HTTP API of the query Lambda, on this machine")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p = _sub(sub, "serve", "serve the HTTP API and web page on this machine", [common, server])
+    p.add_argument("--port", type=_port, default=8080, help="port to listen on (default: 8080)")
     p.set_defaults(run=cmd_serve, index=True, command="serve")
 
-    p = sub.add_parser(
-        "dev", parents=[common], help="the AWS flow on this machine: S3 + SQS (moto), both Lambdas"
+    p = _sub(
+        sub, "dev", "run the AWS flow on this machine: S3 + SQS (moto), both Lambdas", [common, server]
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--s3-port", type=int, default=4566, help="S3 and SQS endpoint port")
-    p.add_argument("--port", type=int, default=8080, help="query API port")
-    p.add_argument("--bucket", default="ragstream-docs")
+    p.add_argument("--s3-port", type=_port, default=4566, help="S3 and SQS endpoint port (default: 4566)")
+    p.add_argument("--port", type=_port, default=8080, help="query API port (default: 8080)")
+    p.add_argument(
+        "--bucket", default="ragstream-docs", help="bucket to create and watch (default: ragstream-docs)"
+    )
     p.set_defaults(run=cmd_dev, index=True, command="dev")
 
-    p = sub.add_parser("eval", parents=[common], help="retrieval quality on a BEIR-layout dataset")
-    p.add_argument("--dataset", required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/")
+    p = _sub(sub, "eval", "measure retrieval quality on a BEIR-layout dataset", [common])
+    p.add_argument(
+        "--dataset", required=True, metavar="DIR", help="folder with corpus.jsonl, queries.jsonl, qrels/"
+    )
     p.add_argument("--split", default="test", help="qrels/SPLIT.tsv (default: test)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
+    p.add_argument(
+        "--limit", type=_positive_int, default=None, metavar="N", help="evaluate only the first N queries"
+    )
     p.set_defaults(run=cmd_eval)  # its own folder: home/eval/NAME
     return parser
 

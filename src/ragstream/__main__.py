@@ -1,0 +1,9 @@
+"""``python -m ragstream``: the same as the ``ragstream`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
