@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def ragstream(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
