@@ -361,13 +361,13 @@ def _positive_int(text: str) -> int:
 
 
 def _port(text: str) -> int:
-    """An argparse type: a TCP port, 1-65535."""
+    """An argparse type: a TCP port, 0-65535 (0: any free port, printed when serving)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"{text} is not a port number (1-65535)")
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (0-65535)")
     return value
 
 

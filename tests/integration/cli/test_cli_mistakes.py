@@ -46,7 +46,7 @@ def test_a_bad_setting_is_one_line_naming_the_variable(
         (["search", "x", "--top-k", "-3"], "argument --top-k: -3 is too small: give 1 or more"),
         (["search", "x", "--top-k", "0"], "argument --top-k: 0 is too small: give 1 or more"),
         (["ask", "x", "--top-k", "many"], "argument --top-k: 'many' is not a whole number"),
-        (["serve", "--port", "99999"], "argument --port: 99999 is not a port number (1-65535)"),
+        (["serve", "--port", "99999"], "argument --port: 99999 is not a port number (0-65535)"),
         (["eval", "--dataset", "d", "--limit", "0"], "argument --limit: 0 is too small"),
         (["serch", "x"], "invalid choice: 'serch'"),
     ],
