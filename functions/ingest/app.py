@@ -5,7 +5,8 @@ as SQS batch item failures, so only those messages are retried (and reach the DL
 Only objects of the configured bucket (RAGSTREAM_BUCKET) are read, never a local file: an event naming
 another bucket, no bucket or a ``..`` key is rejected (logged, counted as DocumentsRejected, acknowledged).
 Every step is given the invocation's remaining time; a document parked for later is sent back to the
-queue with a delay (``ragstream.work``). The schedule starts a reconcile run fanned out over the queue.
+queue with a delay (``ragstream.ingest.dispatch``). The schedule starts a reconcile run fanned out
+over the queue.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from ragstream.budget import Deadline
 from ragstream.config import get_settings
 from ragstream.events import is_reconcile_event, is_sqs_event
 from ragstream.ingest import Outcome, Pipeline, raise_for_retry
-from ragstream.reconcile import start_run
+from ragstream.ingest.dispatch import apply_event, apply_message
+from ragstream.ingest.queue import WorkQueue
+from ragstream.ingest.reconcile import start_run
 from ragstream.tracing import build_tracer, flush_after
-from ragstream.work import WorkQueue, apply_event, apply_message
 
 logger = Logger(service="ragstream-ingest")
 copy_config_to_registered_loggers(source_logger=logger, include={"ragstream"})  # JSON: names escaped

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import unquote, unquote_to_bytes, urlparse
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import unquote, urlparse
 
 from .errors import RejectedSource, ServiceUnavailable, Throttled, TooLarge, Unreadable
 from .model import SourceRef
+from .sources import path_of, s3_source
 
 __all__ = [
     "BlobStore",
@@ -23,6 +24,7 @@ __all__ = [
     "LocalFiles",
     "MemoryBlobs",
     "ObjectGone",
+    "PagedListing",
     "S3Objects",
     "SourcePolicy",
     "Unlisted",
@@ -68,6 +70,15 @@ class BlobStore(Protocol):
         ...
 
 
+@runtime_checkable
+class PagedListing(Protocol):
+    """A store that lists one page at a time (S3), as the fanned-out reconcile reads a bucket."""
+
+    def list_page(
+        self, root: str, *, token: str | None = None, limit: int = 1000
+    ) -> tuple[list[SourceRef], str | None]: ...
+
+
 def file_ref(path: Path, root: Path | None = None) -> SourceRef:
     """The SourceRef of a local file: source ``file:///abs/path``, key relative to ``root``.
 
@@ -84,11 +95,6 @@ def file_ref(path: Path, root: Path | None = None) -> SourceRef:
         etag=f"{st.st_mtime_ns:x}-{st.st_size:x}",
         last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
     )
-
-
-def path_of(source: str) -> Path:
-    """The local path of a ``file://`` source (the exact bytes of the name, whatever its encoding)."""
-    return Path(os.fsdecode(unquote_to_bytes(urlparse(source).path)))
 
 
 _KINDS = {
@@ -386,7 +392,7 @@ class S3Objects:
 
 def s3_ref(bucket: str, key: str, **fields: Any) -> SourceRef:
     """The SourceRef of an S3 object; ``key`` is the decoded key."""
-    return SourceRef(source=f"s3://{bucket}/{key}", bucket=bucket, key=key, **fields)
+    return SourceRef(source=s3_source(bucket, key), bucket=bucket, key=key, **fields)
 
 
 def _check_size(size: int, max_bytes: int) -> None:
@@ -445,6 +451,14 @@ class Blobs:
         if ref.source.startswith("file://"):
             return self.local.read(ref, max_bytes=max_bytes)
         raise RejectedSource("only s3:// and file:// sources are read")
+
+    def list_page(
+        self, root: str, *, token: str | None = None, limit: int = 1000
+    ) -> tuple[list[SourceRef], str | None]:
+        """One page of an ``s3://`` listing (see :meth:`S3Objects.list_page`)."""
+        if not root.startswith("s3://"):
+            raise RejectedSource("only an s3:// prefix is listed page by page")
+        return self.s3.list_page(root, token=token, limit=limit)
 
     def list(self, root: str) -> Iterator[SourceRef | Unlisted]:
         return (self.s3 if root.startswith("s3://") else self.local).list(root)

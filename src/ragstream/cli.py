@@ -289,7 +289,7 @@ def _print_summary(outcomes: list[Outcome], elapsed: float) -> None:
 
 def _where(source: str, page: int | None) -> str:
     if source.startswith("file://"):
-        from .blobs import path_of
+        from .sources import path_of
 
         path = path_of(source)
         try:
@@ -314,14 +314,10 @@ def _filter(args: argparse.Namespace) -> Any:
 
 
 def _as_prefix(source: str | None) -> str | None:
-    """A plain path as the ``file://`` prefix the ledger and index hold (a folder ends in ``/``).
+    """A plain path as the ``file://`` prefix the ledger and index hold; a URI as given."""
+    from .sources import prefix_of
 
-    A URI (``s3://``, ``file://``) is taken as given.
-    """
-    if not source or "://" in source:
-        return source
-    path = Path(source).resolve()
-    return path.as_uri() + ("/" if path.is_dir() else "")
+    return prefix_of(source) if source else None
 
 
 def _nothing_under(settings: Settings, source: str) -> bool:
@@ -470,7 +466,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = _sub(sub, "documents", "list the ingested documents: what is indexed, what failed and why", [common])
     p.add_argument(
-        "--status", choices=["indexed", "failed", "deleted", "skipped"], help="only documents in this state"
+        "--status", choices=["indexed", "failed", "deleted", "pending"], help="only documents in this state"
     )
     p.add_argument(
         "--prefix", metavar="PATH_OR_URI", help="only documents under this folder, file or URI prefix"

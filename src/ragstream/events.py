@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import (
 )
 
 from .model import Change, SourceRef
+from .sources import s3_source
 
 __all__ = [
     "change_of_detail_type",
@@ -29,17 +30,11 @@ __all__ = [
     "refs_from_eventbridge",
     "refs_from_s3_event",
     "refs_from_sqs_record",
-    "s3_source",
 ]
 
 S3_TEST_EVENT = "s3:TestEvent"
 
 _EVENTBRIDGE_CHANGES = {"Object Created": Change.UPSERT, "Object Deleted": Change.DELETE}
-
-
-def s3_source(bucket: str, key: str) -> str:
-    """The canonical source URI of an S3 object (the key decoded, as stored in S3)."""
-    return f"s3://{bucket}/{key}"
 
 
 def change_of_event_name(event_name: str) -> Change | None:

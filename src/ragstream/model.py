@@ -16,6 +16,8 @@ __all__ = [
     "DocumentRecord",
     "Element",
     "Extraction",
+    "Outcome",
+    "OutcomeStatus",
     "SearchHit",
     "SourceRef",
     "Status",
@@ -133,7 +135,6 @@ class Status(StrEnum):
     INDEXED = "indexed"
     FAILED = "failed"
     DELETED = "deleted"
-    SKIPPED = "skipped"
     PENDING = "pending"  # an asynchronous OCR job runs; ``job_id`` names it
 
 
@@ -174,6 +175,37 @@ class DocumentRecord(BaseModel):
     @classmethod
     def _normal_sequencer(cls, value: str | None) -> str | None:
         return normalize_sequencer(value)
+
+
+OutcomeStatus = Literal[
+    "indexed", "skipped", "deleted", "failed", "stale", "gone", "repaired", "rejected", "pending"
+]
+
+
+class Outcome(BaseModel):
+    """What happened to one source in one run (the ledger's ``Status`` is where it stands after).
+
+    skipped: unchanged since its last outcome; stale: an event newer than this one was applied; gone:
+    the object vanished before it was read; repaired: a reconcile removed stray points; rejected: the
+    source policy refused it; pending: parked, its event comes back after ``retry_after`` seconds.
+    """
+
+    source: str
+    status: OutcomeStatus
+    reason: str | None = None
+    error_kind: str | None = None
+    retryable: bool = False
+    chunks: int = 0
+    embedded: int = 0
+    tokens: int = 0
+    pages: int | None = None
+    ocr_pages: int = 0
+    content_type: str | None = None
+    engine: str | None = None
+    seconds: float = 0.0
+    retry_after: int | None = Field(
+        default=None, description="pending: seconds after which the event should be applied again."
+    )
 
 
 class SearchHit(BaseModel):

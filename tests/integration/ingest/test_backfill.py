@@ -29,10 +29,11 @@ from ragstream.config import Settings
 from ragstream.embeddings import LocalEmbeddings
 from ragstream.index.qdrant import QdrantIndex
 from ragstream.ingest import Outcome, Pipeline
+from ragstream.ingest.dispatch import apply_message
+from ragstream.ingest.queue import WorkQueue
+from ragstream.ingest.reconcile import start_run
 from ragstream.ledger.sqlite import SQLiteLedger
 from ragstream.model import DocumentRecord, Status
-from ragstream.reconcile import start_run
-from ragstream.work import WorkQueue, apply_message
 
 BUCKET, REGION = "ragstream-backfill", "eu-west-1"
 OBJECTS = 20_000

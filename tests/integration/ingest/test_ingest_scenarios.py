@@ -509,7 +509,7 @@ def test_the_scheduled_reconcile_fans_out_over_the_queue_through_the_handler(
     aws: dict[str, Any], handler: ModuleType, embedder: CountingEmbeddings
 ) -> None:
     # GIVEN the handler as deployed: it knows its bucket and its queue
-    from ragstream.work import WorkQueue
+    from ragstream.ingest.queue import WorkQueue
 
     handler.settings = handler.settings.model_copy(update={"bucket": BUCKET})
     handler.queue = WorkQueue(aws["queue_url"], client=aws["sqs"])

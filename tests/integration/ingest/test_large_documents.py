@@ -27,9 +27,10 @@ from ragstream.embeddings import LocalEmbeddings
 from ragstream.extract import textract as textract_mod
 from ragstream.index.qdrant import QdrantIndex
 from ragstream.ingest import Outcome, Pipeline
+from ragstream.ingest.dispatch import apply_message
+from ragstream.ingest.queue import WorkQueue
 from ragstream.ledger.dynamodb import DynamoDBLedger, table_definition
 from ragstream.model import Status
-from ragstream.work import WorkQueue, apply_message
 from tests.support.pdfgen import scanned_pdf
 
 BUCKET, TABLE, REGION = "ragstream-large", "ragstream-ledger", "eu-west-1"

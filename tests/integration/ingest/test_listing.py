@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ragstream.blobs import LocalFiles, Unlisted, path_of
+from ragstream.blobs import LocalFiles, Unlisted
 from ragstream.cli import main
 from ragstream.model import SourceRef
+from ragstream.sources import path_of
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICY = "# Leave\n\nEvery employee receives 25 days of paid annual leave per calendar year.\n"

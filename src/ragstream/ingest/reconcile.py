@@ -27,13 +27,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .budget import UNBOUNDED, Deadline
-from .errors import ConfigError
-from .model import Change, SourceRef, Status
-from .work import WorkQueue, ingest_item
+from ..blobs import PagedListing
+from ..budget import UNBOUNDED, Deadline
+from ..errors import ConfigError
+from ..model import Outcome, Status
+from ..sources import deletion
+from .queue import WorkQueue, ingest_item
 
 if TYPE_CHECKING:
-    from .ingest import Outcome, Pipeline
+    from .pipeline import Pipeline
 
 __all__ = ["RECONCILE_KIND", "Step", "run_step", "start_run"]
 
@@ -85,8 +87,8 @@ def run_step(
 
 
 def _list_step(step: Step, pipeline: Pipeline, queue: WorkQueue) -> None:
-    listing: Any = getattr(pipeline.store, "s3", pipeline.store)  # Blobs reads S3 through its S3Objects
-    if not hasattr(listing, "list_page"):
+    listing = pipeline.store
+    if not isinstance(listing, PagedListing):
         raise ConfigError("the fanned-out reconcile needs an S3 blob store")
     refs, token = listing.list_page(step.root, token=step.token, limit=pipeline.settings.reconcile_page_size)
     records = pipeline.ledger.get_many([r.source for r in refs])
@@ -120,13 +122,7 @@ def _sweep_step(
         prefix=step.root, limit=pipeline.settings.sweep_page_size, cursor=step.token
     )
     unseen = [
-        SourceRef(
-            source=rec.source,
-            bucket=rec.source[5:].split("/", 1)[0],
-            key=rec.source[5:].split("/", 1)[1],
-            change=Change.DELETE,
-            sequencer=rec.sequencer,
-        )
+        deletion(rec.source, sequencer=rec.sequencer)
         for rec in records
         if rec.status is not Status.DELETED and rec.seen_run != step.run and rec.updated_at < step.started
     ]
