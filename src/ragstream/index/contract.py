@@ -2,7 +2,7 @@
 types that cross the seam.
 
 Every store (Qdrant, Qdrant Edge, FAISS, Chroma, Milvus, ...) implements :class:`VectorIndex` in its
-own module and passes one contract suite (``tests/integration/test_index_contract.py``). Nothing of a
+own module and passes one contract suite (``tests/integration/index/test_index_contract.py``). Nothing of a
 store's client library crosses this seam: points go in as :class:`Point`, filters as
 :class:`SearchFilter`, hits come out as :class:`Hit`. What legitimately differs between stores is
 declared in :class:`Capabilities`, never discovered by ``isinstance``.
@@ -198,7 +198,7 @@ class Capabilities:
     #: - counts taken only for traces (points deleted) may be off on Pinecone; nothing depends on them.
     exact_counts: bool = True
     #: An upsert or delete is visible to every read once it returns (else eventually consistent; the
-    #: contract suite then polls its reads after writes, see ``tests/integration/test_index_contract.py``).
+    #: contract suite then polls its reads after writes, see ``tests/integration/index/test_index_contract.py``).
     read_your_writes: bool = True
     #: Metadata is stored flat (no lists, no nesting, no nulls): the layout is flattened for it.
     flat_metadata: bool = False

@@ -34,7 +34,7 @@ Consistency
     Pinecone's reads are eventually consistent and its statistics approximate, so the store declares
     ``Capabilities(read_your_writes=False, exact_counts=False)``: the pipeline then never re-counts
     after a replace, and reconcile does not take a lagging tally for lost points (see
-    :class:`~ragstream.index.contract.Capabilities` and ``ingest.py``).
+    :class:`~ragstream.index.contract.Capabilities` and ``ingest/``).
 
 Deletes and tallies
     Delete by metadata filter (serverless since the 2025-10 API) removes a source, a version, or all
