@@ -42,7 +42,6 @@ __all__ = [
     "OpenAIEmbeddings",
     "build_embeddings",
     "count_tokens",
-    "embedding_dimension",
     "translate_openai_error",
 ]
 
@@ -57,11 +56,6 @@ OPENAI_TOKENS_PER_REQUEST = 250_000
 MAX_RETRY_AFTER = 60.0
 
 _TOKENIZER_RESOURCE = "resources/minilm-tokenizer.json"
-_KNOWN_OPENAI_DIMENSIONS = {
-    "text-embedding-3-small": 1536,
-    "text-embedding-3-large": 3072,
-    "text-embedding-ada-002": 1536,
-}
 
 
 @runtime_checkable
@@ -487,15 +481,3 @@ def build_embeddings(settings: Settings) -> Embedder:
             "embeddings"
         )
     return LocalEmbeddings(settings.local_model_path)
-
-
-def embedding_dimension(settings: Settings, embeddings: Embedder | None = None) -> int:
-    """Vector size of the embedder in effect; embeds a short probe only for unknown OpenAI models."""
-    if settings.embedder == "local":
-        return LOCAL_DIMENSION
-    if settings.embedding_dimensions is not None:
-        return settings.embedding_dimensions
-    known = _KNOWN_OPENAI_DIMENSIONS.get(settings.embedding_model)
-    if known is not None:
-        return known
-    return len((embeddings or build_embeddings(settings)).embed_query("dimension probe"))

@@ -177,26 +177,6 @@ def stem(word: str) -> str:
     if w in _IRREGULAR:
         return _IRREGULAR[w]
     return lexical_stem(w)
-    for suffix, repl, keep in (
-        ("ies", "y", 2),
-        ("ied", "y", 2),
-        ("sses", "ss", 2),
-        ("ing", "", 4),
-        ("ed", "", 3),
-        ("es", "", 3),
-        ("s", "", 3),
-    ):
-        if not w.endswith(suffix) or len(w) - len(suffix) < keep:
-            continue
-        if (suffix == "ed" and w.endswith("eed")) or (suffix == "s" and w.endswith(("ss", "us", "is"))):
-            break  # "speed", "status", "basis": not an inflection
-        if suffix == "es" and not w.endswith(("ses", "xes", "zes", "ches", "shes")):
-            continue  # "serves": the "s" alone
-        w = w[: len(w) - len(suffix)] + repl
-        break
-    if len(w) >= 5 and w.endswith("e") and not w.endswith("ee"):
-        w = w[:-1]  # "serve", "serves", "served" and "serving" meet at "serv"
-    return w
 
 
 def _stems(text: str) -> set[str]:

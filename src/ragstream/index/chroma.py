@@ -45,7 +45,7 @@ class ChromaIndex:
         self._client = client
         self.collection = collection
         self.batch_size = batch_size
-        self.capabilities = Capabilities(flat_metadata=True, embedded=embedded)
+        self.capabilities = Capabilities(embedded=embedded)
         self._col: Any = None
 
     @property

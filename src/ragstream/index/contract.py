@@ -198,10 +198,8 @@ class Capabilities:
     #: - counts taken only for traces (points deleted) may be off on Pinecone; nothing depends on them.
     exact_counts: bool = True
     #: An upsert or delete is visible to every read once it returns (else eventually consistent; the
-    #: contract suite then polls its reads after writes, see ``tests/integration/index/test_index_contract.py``).
+    #: contract suite then polls its reads after writes: ``tests/integration/index/test_index_contract.py``).
     read_your_writes: bool = True
-    #: Metadata is stored flat (no lists, no nesting, no nulls): the layout is flattened for it.
-    flat_metadata: bool = False
     #: The store lives in this process on local disk (one process at a time), not behind a server.
     embedded: bool = True
     #: Dense and lexical retrieval fused by the engine (hybrid search): ``search`` honours ``lexical``

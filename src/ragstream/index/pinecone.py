@@ -264,7 +264,7 @@ class PineconeIndex:
         self.region = region
         self.namespace = namespace
         self.capabilities = Capabilities(
-            exact_counts=False, read_your_writes=False, flat_metadata=True, embedded=False, hybrid=True
+            exact_counts=False, read_your_writes=False, embedded=False, hybrid=True
         )
         self._data: Any = None
         self._sparse = False  # the index has a sparse field (known once opened)

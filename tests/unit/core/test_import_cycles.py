@@ -105,7 +105,8 @@ def test_the_package_has_no_import_cycle() -> None:
 def test_imports_are_read_whole() -> None:
     # relative, lazy and package imports all count; type-checking ones and the module's own package do not
     found = imports_of("ragstream.ingest.pipeline")
-    assert {"ragstream.ingest.batch", "ragstream.ingest.observe", "ragstream.blobs", "ragstream.index"} <= found
+    assert {"ragstream.ingest.batch", "ragstream.ingest.observe", "ragstream.blobs"} <= found
+    assert "ragstream.index" in found  # from ..index import VectorIndex
     assert "ragstream.extract.sandbox" in found  # imported inside from_settings
     assert "ragstream.ledger" in found and "ragstream.ingest" not in found
 

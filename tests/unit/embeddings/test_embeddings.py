@@ -19,7 +19,6 @@ from ragstream.embeddings import (
     LocalEmbeddings,
     build_embeddings,
     count_tokens,
-    embedding_dimension,
 )
 from ragstream.errors import ConfigError
 
@@ -96,7 +95,7 @@ def test_build_embeddings_local_and_dimension(tmp_path: Path) -> None:
     settings = Settings(embedding_provider="local", home=tmp_path)
     embedder = build_embeddings(settings)
     assert isinstance(embedder, LocalEmbeddings)
-    assert embedding_dimension(settings) == LOCAL_DIMENSION == len(embedder.embed_query("x"))
+    assert len(embedder.embed_query("x")) == LOCAL_DIMENSION
 
 
 def test_missing_model_file_is_a_config_error(tmp_path: Path) -> None:

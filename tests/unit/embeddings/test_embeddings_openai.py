@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ragstream.config import Settings
-from ragstream.embeddings import build_embeddings, embedding_dimension, translate_openai_error
+from ragstream.embeddings import build_embeddings, translate_openai_error
 from ragstream.errors import ConfigError, ServiceUnavailable, Throttled
 from tests.peers.openai_server import OpenAIServer, fake_embedding
 
@@ -146,26 +146,6 @@ def test_other_client_errors_are_config_errors(
     with pytest.raises(ConfigError, match="RAGSTREAM_"):
         build_embeddings(_settings(openai_server)).embed_query("x")
     assert len(openai_server.requests) == 1
-
-
-def test_embedding_dimension_without_a_call(openai_server: OpenAIServer, connections: list[Any]) -> None:
-    assert embedding_dimension(_settings(openai_server)) == 16
-    for model, size in [
-        ("text-embedding-3-small", 1536),
-        ("text-embedding-3-large", 3072),
-        ("text-embedding-ada-002", 1536),
-    ]:
-        settings = _settings(openai_server, embedding_model=model, embedding_dimensions=None)
-        assert embedding_dimension(settings) == size
-    assert openai_server.requests == []
-
-
-def test_embedding_dimension_of_an_unknown_model_probes(
-    openai_server: OpenAIServer, connections: list[Any]
-) -> None:
-    settings = _settings(openai_server, embedding_model="my-embedder", embedding_dimensions=None)
-    assert embedding_dimension(settings) == 1536
-    assert len(openai_server.requests_to("/v1/embeddings")) == 1
 
 
 async def _aembed(settings: Settings) -> list[float]:
