@@ -81,7 +81,6 @@ OPEN_PATHS = frozenset({"/health", "/openapi.json", "/"})
 #: Seconds a client is told to wait after a 503.
 RETRY_AFTER_SECONDS = 5
 DOCUMENTS_PREFIX = "/documents/"
-DEFAULT_MAX_BODY_BYTES = 65536
 
 try:
     API_VERSION = version("ragstream")
@@ -469,7 +468,7 @@ def _one_segment_source(event: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _cors(settings: Settings) -> CORSConfig | None:
-    origins: list[str] = list(getattr(settings, "cors_origins", None) or [])
+    origins = settings.cors_origins
     if not origins:
         return None
     return CORSConfig(
@@ -548,7 +547,7 @@ def build_app(
     signer = FeedbackSigner.from_settings(settings, auth)
     app = QueryResolver(
         auth=auth,
-        max_body_bytes=int(getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+        max_body_bytes=settings.max_body_bytes,
         cors=_cors(settings),
     )
     secured: list[dict[str, list[str]]] = [{"apiKey": []}]
