@@ -63,7 +63,13 @@ class Settings(
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """The usual sources, and the deprecated names of the environment below the current ones."""
-        return init_settings, env_settings, DeprecatedNames(settings_cls), dotenv_settings, file_secret_settings
+        return (
+            init_settings,
+            env_settings,
+            DeprecatedNames(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -83,7 +89,11 @@ class Settings(
             raise ValueError(
                 f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
             )
-        if self.embedding_provider == "openai" and self.openai_api_key is None and not self.openai_api_key_parameter:
+        if (
+            self.embedding_provider == "openai"
+            and self.openai_api_key is None
+            and not self.openai_api_key_parameter
+        ):
             raise ValueError("RAGSTREAM_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (or its _PARAMETER)")
         lambda_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
         if "extract_memory_mb" not in self.model_fields_set and lambda_mb.isdigit():

@@ -36,7 +36,9 @@ class SecretParameters(BaseModel):
 
 
 #: The secret settings (``SecretStr``), each resolvable from its ``<name>_parameter``.
-SECRET_FIELDS: tuple[str, ...] = tuple(name.removesuffix("_parameter") for name in SecretParameters.model_fields)
+SECRET_FIELDS: tuple[str, ...] = tuple(
+    name.removesuffix("_parameter") for name in SecretParameters.model_fields
+)
 
 
 def fetch_secrets(settings: BaseModel) -> dict[str, SecretStr]:

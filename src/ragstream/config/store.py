@@ -7,7 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
-
 #: The vector stores ``RAGSTREAM_INDEX`` names (``ragstream.index.registry.BACKENDS``).
 IndexName = Literal["edge", "qdrant", "faiss", "chroma", "milvus", "weaviate", "pinecone"]
 

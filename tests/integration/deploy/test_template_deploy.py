@@ -456,10 +456,10 @@ def test_each_store_gets_its_variables_and_its_key_only(
         )
         assert STORE_VARIABLES & set(env) == own, function
         for name in own - {"RAGSTREAM_QDRANT_TIMEOUT", "RAGSTREAM_PINECONE_CLOUD"}:
-            qdrant = store == "qdrant"  # Qdrant's own parameters, by the names every store reads
+            own_name = "Qdrant" if store == "qdrant" else "Index"  # Qdrant's by the common names
             param = {
-                "RAGSTREAM_INDEX_URL": "QdrantUrl" if qdrant else "IndexUrl",
-                "RAGSTREAM_INDEX_API_KEY_PARAMETER": "QdrantApiKeyParameter" if qdrant else "IndexApiKeyParameter",
+                "RAGSTREAM_INDEX_URL": f"{own_name}Url",
+                "RAGSTREAM_INDEX_API_KEY_PARAMETER": f"{own_name}ApiKeyParameter",
                 "RAGSTREAM_WEAVIATE_GRPC_URL": "WeaviateGrpcUrl",
                 "RAGSTREAM_PINECONE_REGION": "PineconeRegion",
                 "RAGSTREAM_PINECONE_NAMESPACE": "PineconeNamespace",
