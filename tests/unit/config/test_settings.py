@@ -42,7 +42,12 @@ def test_every_field_belongs_to_exactly_one_group() -> None:
 
 @pytest.mark.parametrize(("old", "value", "field"), OLD_AND_NEW)
 def test_an_old_name_in_the_environment_sets_the_new_field_and_warns(
-    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path, old: str, value: str, field: str
+    env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    old: str,
+    value: str,
+    field: str,
 ) -> None:
     env.setenv("RAGSTREAM_INDEX", "qdrant")
     env.setenv(old, value)
