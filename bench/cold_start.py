@@ -199,7 +199,7 @@ def image_cold_start(target: Path, runs: int) -> dict[str, Any]:
         "HOME": str(home),
         "RAGSTREAM_HOME": str(home / "ragstream"),
         "RAGSTREAM_INDEX": "qdrant",
-        "RAGSTREAM_QDRANT_URL": "https://xyz.eu-central-1-0.aws.cloud.qdrant.io:6333",
+        "RAGSTREAM_INDEX_URL": "https://xyz.eu-central-1-0.aws.cloud.qdrant.io:6333",
         "RAGSTREAM_EMBEDDING_PROVIDER": "openai",
         "RAGSTREAM_OPENAI_API_KEY": "sk-bench",
         "RAGSTREAM_API_KEY": "test-api-key",

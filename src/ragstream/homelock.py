@@ -104,5 +104,5 @@ def _in_use_message(folder: Path, fd: int, advice: str | None) -> str:
         )
     return (
         f"{folder} is in use by process {pid} (`{command}`): {advice}; a store reached by URL "
-        "(RAGSTREAM_QDRANT_URL, RAGSTREAM_INDEX_URL) serves several processes at once"
+        "(RAGSTREAM_INDEX_URL) serves several processes at once"
     )

@@ -179,7 +179,7 @@ def backend_settings(name: str, tmp_path: Path, request: pytest.FixtureRequest) 
             )
         key = os.environ.get(LIVE[name].replace("_URL", "_API_KEY"))
         if name == "qdrant-live":
-            return Settings(**base, index="qdrant", qdrant_url=url, qdrant_api_key=key)
+            return Settings(**base, index="qdrant", index_url=url, index_api_key=key)
         if name == "chroma-live":
             return Settings(
                 **base,

@@ -9,7 +9,7 @@ from . import documents, feedback, ops, page, query
 from .deps import Deps
 from .errors import register_errors
 from .feedback import FeedbackSink, log_feedback, tracing_feedback
-from .resolver import DEFAULT_MAX_BODY_BYTES, QueryResolver, cors_config
+from .resolver import QueryResolver, cors_config
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -33,7 +33,7 @@ def build_app(
     auth = auth if auth is not None else Authenticator.from_settings(settings)
     app = QueryResolver(
         auth=auth,
-        max_body_bytes=int(getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+        max_body_bytes=settings.max_body_bytes,
         cors=cors_config(settings),
     )
     deps = Deps(

@@ -39,7 +39,6 @@ API_KEY_HEADER = "x-api-key"
 #: Paths that answer without an API key (and everything under ``web.ASSETS_PREFIX``).
 OPEN_PATHS = frozenset({"/health", "/openapi.json", "/"})
 DOCUMENTS_PREFIX = "/documents/"
-DEFAULT_MAX_BODY_BYTES = 65536
 
 
 def scope_of(context: Mapping[str, Any]) -> Scope:
@@ -50,7 +49,7 @@ def scope_of(context: Mapping[str, Any]) -> Scope:
 
 def cors_config(settings: Settings) -> CORSConfig | None:
     """The CORS configuration of the settings' ``cors_origins``, or None when there are none."""
-    origins: list[str] = list(getattr(settings, "cors_origins", None) or [])
+    origins = settings.cors_origins
     if not origins:
         return None
     return CORSConfig(

@@ -171,13 +171,13 @@ class _Ocr:
 
             client = self._client if self._client is not None else make_client()
             self._textract = TextractOcr(
-                client, job_timeout=float(getattr(self.settings, "textract_timeout", 600.0))
+                client, job_timeout=self.settings.textract_timeout
             )
         return self._textract
 
     @property
     def languages(self) -> str:
-        return str(getattr(self.settings, "ocr_languages", "eng"))
+        return self.settings.ocr_languages
 
 
 # -- PDF -------------------------------------------------------------------------------------------

@@ -355,7 +355,7 @@ def _translate(fn: Callable[..., T], *args: Any, where: Path | None = None) -> T
         if "WouldBlock" in message:  # the engine locks its write-ahead log per process
             raise ConfigError(
                 f"the index folder {where or ''} is open in another process: an embedded index serves one "
-                "process; stop the other one, or run a Qdrant server and set RAGSTREAM_QDRANT_URL"
+                "process; stop the other one, or run a Qdrant server and set RAGSTREAM_INDEX_URL"
             ) from exc
         if message.startswith("Vector dimension error"):
             raise DimensionMismatch(

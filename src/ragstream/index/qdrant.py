@@ -1,4 +1,4 @@
-"""Qdrant through qdrant-client: Qdrant Cloud or a server (``RAGSTREAM_QDRANT_URL``), or qdrant-client's
+"""Qdrant through qdrant-client: Qdrant Cloud or a server (``RAGSTREAM_INDEX_URL``), or qdrant-client's
 local mode (a folder, or ``:memory:``), in LangChain's ``QdrantVectorStore`` layout.
 
 Points carry ``page_content`` and ``metadata`` (source, version, page, chunk_index, title, ...), and a
@@ -349,19 +349,19 @@ def _open_local(path: Path) -> QdrantClient:
         raise ConfigError(
             f"embedded Qdrant at {path} is in use by another process (is `ragstream serve` or "
             "`ragstream dev` running?): stop it, use another RAGSTREAM_HOME, or a Qdrant server "
-            f"(RAGSTREAM_QDRANT_URL): {exc}"
+            f"(RAGSTREAM_INDEX_URL): {exc}"
         ) from None
 
 
 def from_settings(settings: Settings) -> QdrantIndex:
-    """Qdrant Cloud / a server by ``RAGSTREAM_QDRANT_URL`` (or ``RAGSTREAM_INDEX_URL``, as the other server
-    stores); else qdrant-client's local mode in ``index_path`` (``:memory:`` for a throw-away index), one
-    client per folder and process."""
+    """Qdrant Cloud / a server by ``RAGSTREAM_INDEX_URL`` (as the other server stores); else
+    qdrant-client's local mode in ``index_path`` (``:memory:`` for a throw-away index), one client per
+    folder and process."""
     from qdrant_client import QdrantClient
 
-    url = settings.qdrant_url or settings.index_url
+    url = settings.index_url
     if url:
-        secret = settings.qdrant_api_key or settings.index_api_key
+        secret = settings.index_api_key
         key = secret.get_secret_value() if secret else None
         # check_compatibility would ask the server its version while the client is made: a round trip
         # in every Lambda cold start (and open_index promises no network call)

@@ -43,6 +43,7 @@ def handler(
             "OPENAI_API_KEY",
             "RAGSTREAM_OPENAI_API_KEY",
             "RAGSTREAM_QDRANT_URL",
+            "RAGSTREAM_INDEX_URL",
             "RAGSTREAM_LEDGER_TABLE",
         ):
             mp.delenv(name, raising=False)

@@ -240,7 +240,8 @@ def _stop(proc: subprocess.Popen[str]) -> str:
     ],
 )
 def test_a_store_given_by_url_needs_no_folder_lock(tmp_path: Path, store: str, url: str) -> None:
-    # RAGSTREAM_INDEX_URL names the server of every server store, Qdrant's too (RAGSTREAM_QDRANT_URL first)
+    # RAGSTREAM_INDEX_URL names the server of every server store, Qdrant's too (the deprecated
+    # RAGSTREAM_QDRANT_URL first)
     settings = Settings(home=tmp_path, index=store, index_url=url)
     assert settings.index_location == url
     assert settings.index_identity.startswith(f"{store}:{url}#")
@@ -263,9 +264,10 @@ def test_a_store_given_by_url_needs_no_folder_lock(tmp_path: Path, store: str, u
             finally:
                 index.close()
         assert not (tmp_path / "qdrant").exists()
-        assert Settings(
-            home=tmp_path, index=store, index_url=url, qdrant_url="https://q:6333"
-        ).index_location == ("https://q:6333")
+        with pytest.deprecated_call():
+            assert Settings(
+                home=tmp_path, index=store, index_url=url, qdrant_url="https://q:6333"
+            ).index_location == ("https://q:6333")
 
 
 def test_ragstream_dev_runs_on_a_chroma_server_while_the_home_is_held(

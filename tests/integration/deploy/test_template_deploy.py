@@ -388,7 +388,7 @@ STORE_VALUES: dict[str, dict[str, str]] = {
 }
 #: The variables that name a store, its location or its key.
 STORE_VARIABLES = {
-    "RAGSTREAM_QDRANT_URL",
+    "RAGSTREAM_QDRANT_URL",  # deprecated names: the stack sets none of them
     "RAGSTREAM_QDRANT_API_KEY_PARAMETER",
     "RAGSTREAM_QDRANT_TIMEOUT",
     "RAGSTREAM_INDEX_URL",
@@ -402,7 +402,7 @@ STORE_VARIABLES = {
 }
 #: Each store's variables (both functions; the query function also bounds Qdrant's requests).
 EXPECTED_VARIABLES = {
-    "qdrant": {"RAGSTREAM_QDRANT_URL", "RAGSTREAM_QDRANT_API_KEY_PARAMETER"},
+    "qdrant": {"RAGSTREAM_INDEX_URL", "RAGSTREAM_INDEX_API_KEY_PARAMETER"},
     "pinecone": {
         "RAGSTREAM_INDEX_API_KEY_PARAMETER",
         "RAGSTREAM_PINECONE_CLOUD",
@@ -456,11 +456,10 @@ def test_each_store_gets_its_variables_and_its_key_only(
         )
         assert STORE_VARIABLES & set(env) == own, function
         for name in own - {"RAGSTREAM_QDRANT_TIMEOUT", "RAGSTREAM_PINECONE_CLOUD"}:
+            own_name = "Qdrant" if store == "qdrant" else "Index"  # Qdrant's by the common names
             param = {
-                "RAGSTREAM_QDRANT_URL": "QdrantUrl",
-                "RAGSTREAM_QDRANT_API_KEY_PARAMETER": "QdrantApiKeyParameter",
-                "RAGSTREAM_INDEX_URL": "IndexUrl",
-                "RAGSTREAM_INDEX_API_KEY_PARAMETER": "IndexApiKeyParameter",
+                "RAGSTREAM_INDEX_URL": f"{own_name}Url",
+                "RAGSTREAM_INDEX_API_KEY_PARAMETER": f"{own_name}ApiKeyParameter",
                 "RAGSTREAM_WEAVIATE_GRPC_URL": "WeaviateGrpcUrl",
                 "RAGSTREAM_PINECONE_REGION": "PineconeRegion",
                 "RAGSTREAM_PINECONE_NAMESPACE": "PineconeNamespace",
@@ -489,8 +488,7 @@ def test_each_store_gets_its_variables_and_its_key_only(
             assert settings.index_location == url
             assert settings.index_identity.startswith(f"{store}:{url}")
         param = "QdrantApiKeyParameter" if store == "qdrant" else "IndexApiKeyParameter"
-        field = "qdrant_api_key_parameter" if store == "qdrant" else "index_api_key_parameter"
-        assert getattr(settings, field) == values[param]
+        assert settings.index_api_key_parameter == values[param]
     else:  # Weaviate and Pinecone bring their settings on their own branches (issue 12)
         assert store in ("weaviate", "pinecone")
 
@@ -529,7 +527,7 @@ def test_optional_store_parameters_left_empty_pass_nothing(cfn: dict[str, Any], 
     assert got == {
         f"RAGSTREAM_{k}"
         for k in {
-            "qdrant": ["QDRANT_URL"],
+            "qdrant": ["INDEX_URL"],
             "pinecone": ["INDEX_API_KEY_PARAMETER", "PINECONE_CLOUD", "PINECONE_REGION"],
         }.get(store, ["INDEX_URL"])
     }

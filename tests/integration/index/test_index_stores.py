@@ -132,7 +132,7 @@ def test_a_server_store_is_opened_without_a_call_and_ping_reports_it_down(tmp_pa
     from tests.support.backends import free_port
 
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    settings = Settings(home=tmp_path, index=store, qdrant_url=url, index_url=url, qdrant_timeout=1)
+    settings = Settings(home=tmp_path, index=store, index_url=url, qdrant_timeout=1)
     index = open_index(settings)  # no network call: a cold start pays only for what it uses
     with pytest.raises(IndexUnavailable):
         index.ping()

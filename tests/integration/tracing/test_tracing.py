@@ -431,6 +431,7 @@ def test_query_lambda_flushes_before_it_returns(
         "OPENAI_API_KEY",
         "RAGSTREAM_OPENAI_API_KEY",
         "RAGSTREAM_QDRANT_URL",
+        "RAGSTREAM_INDEX_URL",
         "RAGSTREAM_LEDGER_TABLE",
     ):
         monkeypatch.delenv(name, raising=False)

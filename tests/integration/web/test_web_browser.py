@@ -204,7 +204,8 @@ def down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     served = start_server(
         home,
         home.parent / "serve.log",
-        RAGSTREAM_QDRANT_URL=f"http://127.0.0.1:{closed_port()}",
+        RAGSTREAM_INDEX="qdrant",
+        RAGSTREAM_INDEX_URL=f"http://127.0.0.1:{closed_port()}",
         RAGSTREAM_QDRANT_TIMEOUT="1",
     )
     yield served

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from ragstream.index import chunk_metadata, folders_of, point_id
 from ragstream.index.layout import flatten, folder_key, unflatten
 
@@ -40,8 +42,10 @@ def test_the_store_in_effect_and_its_identity_in_the_fingerprint(tmp_path: objec
     home = Path(str(tmp_path))
     default = Settings(home=home)
     assert default.index_backend == "edge" and default.index_location == str(home / "edge")
-    assert Settings(home=home, qdrant_url="https://q.example:6333").index_backend == "qdrant"
-    assert Settings(home=home, local_index="qdrant-local").index_backend == "qdrant"  # deprecated alias
+    with pytest.deprecated_call():  # the old names: a Qdrant URL chooses qdrant, as it did
+        assert Settings(home=home, qdrant_url="https://q.example:6333").index_backend == "qdrant"
+    with pytest.deprecated_call():
+        assert Settings(home=home, local_index="qdrant-local").index_backend == "qdrant"  # deprecated alias
     assert Settings(home=home, index="milvus").index_location == str(home / "milvus.db")
     assert Settings(home=home, index="chroma", index_url="http://127.0.0.1:8000").index_location.startswith(
         "http"
@@ -53,7 +57,7 @@ def test_the_store_in_effect_and_its_identity_in_the_fingerprint(tmp_path: objec
             {},
             {"index": "faiss"},
             {"index": "qdrant"},
-            {"index": "qdrant", "qdrant_url": "https://q.example:6333"},
+            {"index": "qdrant", "index_url": "https://q.example:6333"},
             {"index_path": home / "elsewhere"},
             {"collection": "other"},
         )
