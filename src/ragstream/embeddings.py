@@ -346,7 +346,10 @@ class OpenAIEmbeddings:
         max_retries: int = 6,
         timeout: float = 60.0,
         backoff: float = 0.5,
+        http_client: Any = None,
     ) -> None:
+        """``http_client``: an ``httpx.Client`` for the openai SDK (a proxy, a CA bundle, or a test
+        recording when each request is sent); None, the SDK's own."""
         if batch_size < 1 or concurrency < 1:
             raise ValueError("batch_size and concurrency must be at least 1")
         self.model = model
@@ -356,6 +359,8 @@ class OpenAIEmbeddings:
         self.max_retries = max_retries
         self.backoff = backoff
         self._client_args: dict[str, Any] = {"api_key": api_key, "base_url": base_url, "timeout": timeout}
+        if http_client is not None:
+            self._client_args["http_client"] = http_client
         self._client: Any = None
         self._lock = threading.Lock()
         self.last_limit: _ConcurrencyLimit | None = None  # the last call's limiter, for tests and logs

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
+from ..retry import STORES, retrying
 from .contract import (
     RRF_K,
     Capabilities,
@@ -58,9 +59,12 @@ PAGE = 1000
 class MilvusIndex:
     """A collection of chunks in Milvus (Strong consistency: writes visible on return)."""
 
-    def __init__(self, client: Any, collection: str, *, embedded: bool, batch_size: int = 512):
+    def __init__(
+        self, client: Any, collection: str, *, embedded: bool, batch_size: int = 512, retries: int = 4
+    ):
         self.client = client
         self.collection = collection
+        self.retries = 0 if embedded else retries  # Milvus Lite has no network to wait for
         self.batch_size = batch_size
         self.capabilities = Capabilities(embedded=embedded, hybrid=True)
         self._exists = False
@@ -264,6 +268,16 @@ class MilvusIndex:
         return self._sparse
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call Milvus, tried again while it is unreachable or answers 429/5xx (IndexUnavailable)."""
+        return retrying(
+            lambda: self._call_once(fn, *args, **kwargs),
+            attempts=self.retries + 1,
+            retry_on=IndexUnavailable,
+            backoff=STORES,
+            what="milvus call",
+        )
+
+    def _call_once(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call Milvus; a dimension error becomes ours, an unreachable server transient."""
         from pymilvus.exceptions import MilvusException, MilvusUnavailableException
 

@@ -68,6 +68,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable, TooLarge
+from ..retry import STORES, retrying
 from .contract import (
     RRF_K,
     Capabilities,
@@ -255,10 +256,12 @@ class PineconeIndex:
         cloud: str = "aws",
         region: str = "us-east-1",
         namespace: str = "",
+        retries: int = 4,
     ):
         """``client`` is a ``pinecone.Pinecone`` (its construction makes no call)."""
         self.client = client
         self.collection = collection
+        self.retries = retries
         self.index_name = index_name(collection)
         self.cloud = cloud
         self.region = region
@@ -291,7 +294,7 @@ class PineconeIndex:
                     timeout=300,
                 )
             except ConflictError:  # made meanwhile by another run: wait until it is ready
-                model = self._call(self._wait_ready)
+                model = self._call_once(self._wait_ready)  # not retried: it waits 5 minutes already
         field = model.schema.fields.get(DENSE_FIELD)
         size = getattr(field, "dimension", None)
         check_dimension(self.index_name, int(size) if size is not None else None, dim)
@@ -489,6 +492,16 @@ class PineconeIndex:
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call Pinecone, tried again while it is unreachable or answers 429/5xx (IndexUnavailable)."""
+        return retrying(
+            lambda: self._call_once(fn, *args, **kwargs),
+            attempts=self.retries + 1,
+            retry_on=IndexUnavailable,
+            backoff=STORES,
+            what="pinecone call",
+        )
+
+    def _call_once(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call Pinecone; a dimension error becomes ours, throttling and outages transient."""
         from pinecone.errors import (
             ApiError,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, IndexUnavailable
-from ..retry import Backoff, retrying
+from ..retry import STORES, retrying
 from . import embedded
 from .contract import (
     RRF_K,
@@ -53,8 +53,6 @@ T = TypeVar("T")
 
 SERVER = Capabilities(embedded=False, hybrid=True)
 LOCAL = Capabilities(embedded=True, hybrid=True)
-#: Half a second doubling to 8 s between tries, with jitter.
-BACKOFF = Backoff(base=0.5, cap=8.0)
 
 
 class QdrantIndex:
@@ -271,7 +269,7 @@ class QdrantIndex:
                 lambda: fn(*args, **kwargs),
                 attempts=tries,
                 retry_on=_transient,
-                backoff=BACKOFF,
+                backoff=STORES,
                 what="qdrant call",
             )
         except Exception as exc:
