@@ -14,13 +14,18 @@ Why tenacity: it is small, well kept and widely used (chromadb and LangChain dep
 wait and sleep are plain callables, so the deadline, the Retry-After hint and a fake clock in tests fit
 without a hand-written loop in every module. It is imported on the first retry-wrapped call only.
 
-Where boto3's own retry modes are used instead: a boto3 client retries throttling, 5xx and
+Where a client's own retries are used instead: a boto3 client retries throttling, 5xx and
 connection errors itself, and ragstream keeps that: ``Config(retries={"mode": "standard"})`` for S3,
 SQS, the DynamoDB ledger and Textract (botocore's ``"adaptive"`` mode where a client should also
 rate-limit itself). Botocore knows every AWS error code and keeps a retry quota per client; a second
 policy around each call would multiply the tries. This module covers only what botocore cannot see:
 Textract's retries bounded by the invocation's deadline (its client keeps two tries of its own), and
-DynamoDB's BatchGetItem answering with UnprocessedKeys, which is a success to botocore.
+DynamoDB's BatchGetItem answering with UnprocessedKeys, which is a success to botocore. The same
+rule holds for the store clients: the pinecone SDK retries connection errors, 429 and 5xx itself
+(with Retry-After and a retry budget), so Pinecone's calls are not wrapped again; pymilvus retries a
+failed RPC and weaviate-client its gRPC calls, so Milvus and Weaviate retry here only what their
+client did not (a timeout, a REST 5xx, a refused connection). Qdrant and Chroma's HTTP clients do not
+retry: theirs is this policy.
 """
 
 from __future__ import annotations
@@ -79,13 +84,16 @@ def retry_after(exc: BaseException) -> float | None:
     """Seconds the server asked to wait (``retry-after-ms`` or ``Retry-After``), if it said.
 
     Read from the error's response headers (httpx, requests, an SDK's ``headers``, botocore's
-    ``ResponseMetadata``), or from the error it was translated from (its cause, or the error being
-    handled when it was raised ``from None``).
+    ``ResponseMetadata``), qdrant-client's ``retry_after_s``, or from the error it was translated
+    from (its cause, or the error being handled when it was raised ``from None``).
     """
     seen: BaseException | None = exc
     for _ in range(3):  # the error, the one it was translated from, and that one's
         if seen is None:
             return None
+        seconds = getattr(seen, "retry_after_s", None)  # qdrant-client's ResourceExhaustedResponse
+        if isinstance(seconds, int | float):
+            return max(0.0, float(seconds))
         headers = _headers(seen)
         if headers is not None:
             hint = _parse_hint(headers)

@@ -268,11 +268,12 @@ class MilvusIndex:
         return self._sparse
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call Milvus, tried again while it is unreachable or answers 429/5xx (IndexUnavailable)."""
+        """Call Milvus, tried again while it is unreachable or a call timed out (IndexUnavailable),
+        except where pymilvus has retried the call itself already (its message says so)."""
         return retrying(
             lambda: self._call_once(fn, *args, **kwargs),
             attempts=self.retries + 1,
-            retry_on=IndexUnavailable,
+            retry_on=_worth_retrying,
             backoff=STORES,
             what="milvus call",
         )
@@ -295,6 +296,14 @@ class MilvusIndex:
             if "unavailable" in message.lower() or "deadline" in message.lower():
                 raise IndexUnavailable(f"Milvus failed: {message}") from exc
             raise
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A transient failure pymilvus has not retried itself: its retry decorator retries a failed RPC
+    (up to 75 times) and then says "Retry run out of" or "Retry timeout"; a deadline it does not retry."""
+    if not isinstance(exc, IndexUnavailable):
+        return False
+    return not any(spent in str(exc.__cause__) for spent in ("Retry run out of", "Retry timeout"))
 
 
 def _row(p: Point) -> dict[str, Any]:

@@ -68,7 +68,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable, TooLarge
-from ..retry import STORES, retrying
 from .contract import (
     RRF_K,
     Capabilities,
@@ -256,12 +255,10 @@ class PineconeIndex:
         cloud: str = "aws",
         region: str = "us-east-1",
         namespace: str = "",
-        retries: int = 4,
     ):
         """``client`` is a ``pinecone.Pinecone`` (its construction makes no call)."""
         self.client = client
         self.collection = collection
-        self.retries = retries
         self.index_name = index_name(collection)
         self.cloud = cloud
         self.region = region
@@ -294,7 +291,7 @@ class PineconeIndex:
                     timeout=300,
                 )
             except ConflictError:  # made meanwhile by another run: wait until it is ready
-                model = self._call_once(self._wait_ready)  # not retried: it waits 5 minutes already
+                model = self._call(self._wait_ready)
         field = model.schema.fields.get(DENSE_FIELD)
         size = getattr(field, "dimension", None)
         check_dimension(self.index_name, int(size) if size is not None else None, dim)
@@ -492,17 +489,10 @@ class PineconeIndex:
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call Pinecone, tried again while it is unreachable or answers 429/5xx (IndexUnavailable)."""
-        return retrying(
-            lambda: self._call_once(fn, *args, **kwargs),
-            attempts=self.retries + 1,
-            retry_on=IndexUnavailable,
-            backoff=STORES,
-            what="pinecone call",
-        )
+        """Call Pinecone; a dimension error becomes ours, throttling and outages transient.
 
-    def _call_once(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call Pinecone; a dimension error becomes ours, throttling and outages transient."""
+        Not retried here: the pinecone SDK retries connection errors, 429 and 5xx itself (four
+        tries, honouring Retry-After, control and data plane alike); see :mod:`ragstream.retry`."""
         from pinecone.errors import (
             ApiError,
             PineconeConnectionError,

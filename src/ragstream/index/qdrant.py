@@ -279,12 +279,16 @@ class QdrantIndex:
 
 
 def _transient(exc: BaseException) -> bool:
-    """Whether a qdrant-client error is worth another try: no answer, a 429 or a 5xx."""
+    """Whether a qdrant-client error is worth another try: no answer, a 429 (with its Retry-After,
+    ``ResourceExhaustedResponse``, or without) or a 5xx."""
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
     if isinstance(exc, UnexpectedResponse):
         return exc.status_code in (429, 500, 502, 503, 504)
-    return isinstance(exc, (ResponseHandlingException, ConnectionError, TimeoutError))
+    return isinstance(
+        exc, (ResourceExhaustedResponse, ResponseHandlingException, ConnectionError, TimeoutError)
+    )
 
 
 def _vectors(point: Point) -> dict[str, Any]:

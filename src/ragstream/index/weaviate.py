@@ -391,11 +391,12 @@ class WeaviateIndex:
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call Weaviate, tried again while it is unreachable or answers 429/5xx (IndexUnavailable)."""
+        """Call Weaviate, tried again while it is unreachable or answers 429/5xx (IndexUnavailable),
+        except where the client's own gRPC retries are already spent (``WeaviateRetryError``)."""
         return retrying(
             lambda: self._call_once(fn, *args, **kwargs),
             attempts=self.retries + 1,
-            retry_on=IndexUnavailable,
+            retry_on=_worth_retrying,
             backoff=STORES,
             what="weaviate call",
         )
@@ -446,6 +447,13 @@ class WeaviateIndex:
             if "unauthenticated" in lower or "permission_denied" in lower or "api key" in lower:
                 raise ConfigError(f"Weaviate refused the credentials: {message}") from exc
             raise IndexUnavailable(f"Weaviate failed: {message}") from exc
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A transient failure the weaviate client has not retried itself."""
+    from weaviate.exceptions import WeaviateRetryError
+
+    return isinstance(exc, IndexUnavailable) and not isinstance(exc.__cause__, WeaviateRetryError)
 
 
 def from_settings(settings: Settings) -> WeaviateIndex:

@@ -164,3 +164,6 @@ def test_retry_after_reads_the_usual_places() -> None:
     error = {"Code": "ThrottlingException", "Message": "slow down"}
     boto = ClientError({"Error": error, "ResponseMetadata": {"HTTPHeaders": {"retry-after": "4"}}}, "Op")
     assert retry_after(boto) == 4.0
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+
+    assert retry_after(ResourceExhaustedResponse("slow down", 7)) == 7.0
