@@ -12,10 +12,8 @@ function of the chunker, in every mode.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import os
-import random
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .errors import ConfigError, ServiceUnavailable, Throttled
+from .retry import Backoff, retry_after, retrying
 
 if TYPE_CHECKING:
     import numpy as np
@@ -317,27 +316,6 @@ class _ConcurrencyLimit:
             self._cond.notify_all()
 
 
-def _retry_after(exc: BaseException) -> float | None:
-    """Seconds the server asked to wait (``retry-after-ms`` or ``Retry-After``), if it said."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) * scale)
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                continue
-            return max(0.0, when.timestamp() - time.time())
-    return None
-
-
 class OpenAIEmbeddings:
     """OpenAI embeddings with the requests of one call in flight together, at most ``concurrency``.
 
@@ -362,7 +340,10 @@ class OpenAIEmbeddings:
         max_retries: int = 6,
         timeout: float = 60.0,
         backoff: float = 0.5,
+        http_client: Any = None,
     ) -> None:
+        """``http_client``: an ``httpx.Client`` for the openai SDK (a proxy, a CA bundle, or a test
+        recording when each request is sent); None, the SDK's own."""
         if batch_size < 1 or concurrency < 1:
             raise ValueError("batch_size and concurrency must be at least 1")
         self.model = model
@@ -372,6 +353,8 @@ class OpenAIEmbeddings:
         self.max_retries = max_retries
         self.backoff = backoff
         self._client_args: dict[str, Any] = {"api_key": api_key, "base_url": base_url, "timeout": timeout}
+        if http_client is not None:
+            self._client_args["http_client"] = http_client
         self._client: Any = None
         self._lock = threading.Lock()
         self.last_limit: _ConcurrencyLimit | None = None  # the last call's limiter, for tests and logs
@@ -417,32 +400,36 @@ class OpenAIEmbeddings:
         kwargs: dict[str, Any] = {"model": self.model, "input": batch}
         if self.dimensions is not None:
             kwargs["dimensions"] = self.dimensions
-        attempt = 0
-        while True:
+        policy = Backoff(base=self.backoff, cap=20.0, max_hint=MAX_RETRY_AFTER)
+        tries = 0
+
+        def once() -> Any:
+            nonlocal tries
+            tries += 1
             serial = limit.acquire()
             try:
                 response = client.embeddings.create(**kwargs)
-            except (openai.RateLimitError, openai.APIConnectionError, openai.InternalServerError) as exc:
-                throttled = isinstance(exc, openai.RateLimitError)
-                pause = _retry_after(exc) if throttled else None
-                if pause is None:
-                    pause = random.uniform(0.5, 1.0) * min(20.0, self.backoff * 2**attempt)
-                pause = min(pause, MAX_RETRY_AFTER)
-                limit.release(serial, throttled=throttled, pause=pause if throttled else 0.0)
-                if attempt >= self.max_retries:
-                    with _openai_errors(self.model):
-                        raise
-                attempt += 1
-                if not throttled:
-                    time.sleep(pause)
-                continue
-            except Exception:
+            except openai.RateLimitError as exc:
+                # every request waits out the server's Retry-After (or the backoff), this one too
+                limit.release(serial, throttled=True, pause=policy.pause(tries, retry_after(exc)))
+                raise
+            except BaseException:
                 limit.release(serial)
-                with _openai_errors(self.model):
-                    raise
+                raise
             limit.release(serial)
-            data = sorted(response.data, key=lambda item: item.index)
-            return [list(item.embedding) for item in data]
+            return response
+
+        with _openai_errors(self.model):
+            response = retrying(
+                once,
+                attempts=self.max_retries + 1,
+                retry_on=(openai.RateLimitError, openai.APIConnectionError, openai.InternalServerError),
+                backoff=policy,
+                # after a 429 the limiter holds this request with the others: no pause of its own
+                wait_hint=lambda exc: 0.0 if isinstance(exc, openai.RateLimitError) else None,
+            )
+        data = sorted(response.data, key=lambda item: item.index)
+        return [list(item.embedding) for item in data]
 
 
 def _openai_embeddings(settings: Settings) -> Embedder:

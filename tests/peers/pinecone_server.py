@@ -26,6 +26,8 @@ record; at most 1000 records and 2 MB per upsert request; vectors of the index's
 stored as 64-bit floats. Errors come back as Pinecone's: ``{"error": {"code", "message"}, "status"}``
 on the control plane, ``{"code", "message", "details"}`` (gRPC status codes) on the data plane.
 
+``unavailable`` answers the next so many data-plane requests 503, as an outage would.
+
 ``lag`` (seconds) makes the data plane eventually consistent: a write is visible to reads (query,
 fetch, list, stats, fetch-by-metadata) only ``lag`` seconds after it was acknowledged, in order.
 
@@ -230,6 +232,7 @@ class PineconeServer(HTTPPeer):
 
     api_key: str = "pcsk-peer-key"
     lag: float = 0.0
+    unavailable: int = 0  # answer 503 to this many data-plane requests (an outage), then serve again
     cloud_regions: frozenset[tuple[str, str]] = frozenset(
         {
             ("aws", "us-east-1"),
@@ -631,6 +634,10 @@ class _Handler(JSONHandler):
             if self.headers.get("Api-Key") != owner.api_key:
                 raise ApiFailure(401, "UNAUTHENTICATED" if not data_plane else 16, "Invalid API Key")
             if data_plane:
+                with owner._lock:
+                    outage, owner.unavailable = owner.unavailable > 0, max(0, owner.unavailable - 1)
+                if outage:
+                    raise ApiFailure(503, 14, "Service is unavailable, retry later")
                 sub = "/" + "/".join(parts[2:])
                 answer = owner.data(parts[1], self.command, sub, parse_qs(split.query), body)
                 self._json(200, answer)

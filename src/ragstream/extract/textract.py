@@ -7,10 +7,10 @@ ServiceUnavailable when they persist; a document Textract rejects becomes a perm
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..budget import UNBOUNDED, Deadline
@@ -24,6 +24,7 @@ from ..errors import (
     UnsupportedFormat,
 )
 from ..model import Element
+from ..retry import Backoff, retrying
 from .ocr import Line, lines_to_elements, order_lines
 
 __all__ = [
@@ -190,54 +191,57 @@ class TextractOcr:
     # -- one call with retries ----------------------------------------------------------------------
 
     def _call(self, operation: str, *, deadline: Deadline = UNBOUNDED, **params: Any) -> dict[str, Any]:
-        """One Textract call, retried with backoff while tries and ``deadline`` allow."""
-        from botocore.exceptions import (
-            ClientError,
-            HTTPClientError,
-            NoCredentialsError,
-        )
-        from botocore.exceptions import (
-            ConnectionError as BotoConnectionError,
+        """One Textract call, retried with backoff while tries and ``deadline`` allow (a next try is
+        made only if its pause and the call still fit); throttling and outages that persist become
+        Throttled / ServiceUnavailable, a refused document a permanent error at once."""
+        tries = 0
+
+        def once() -> dict[str, Any]:
+            nonlocal tries
+            tries += 1
+            self.calls.append(operation)
+            with _translated(tries):
+                return getattr(self.client, operation)(**params)  # type: ignore[no-any-return]
+
+        return retrying(
+            once,
+            attempts=self.max_attempts,
+            retry_on=(Throttled, ServiceUnavailable),
+            deadline=deadline,
+            backoff=Backoff(base=self.base_delay, cap=self.max_delay),
+            call_seconds=_CALL_SECONDS,
+            sleep=lambda seconds: _sleep(seconds),  # late-bound: tests replace ``_sleep``
         )
 
-        last = ""
-        for attempt in range(1, self.max_attempts + 1):
-            pause = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-            final = attempt == self.max_attempts or not deadline.allows(pause + _CALL_SECONDS)
-            self.calls.append(operation)
-            try:
-                return getattr(self.client, operation)(**params)  # type: ignore[no-any-return]
-            except ClientError as exc:
-                error = exc.response.get("Error", {})
-                code = str(error.get("Code", ""))
-                status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-                message = str(error.get("Message", ""))[:300]
-                if code in _THROTTLE_CODES or status == 429:
-                    last = code or "429"
-                    if final:
-                        raise Throttled(
-                            f"Textract is throttling ({last}) after {attempt} tries; will retry later"
-                        ) from None
-                elif code in _SERVER_CODES or status >= 500:
-                    last = code or str(status)
-                    if final:
-                        raise ServiceUnavailable(
-                            f"Textract unavailable ({last}) after {attempt} tries"
-                        ) from None
-                elif code == "IdempotentParameterMismatchException":
-                    raise _TokenReused(message) from None
-                else:
-                    raise _permanent(code, message) from None
-            except NoCredentialsError:
-                raise ConfigError(
-                    "Textract needs AWS credentials: configure them, or set RAGSTREAM_OCR=tesseract"
-                ) from None
-            except (BotoConnectionError, HTTPClientError) as exc:  # timeouts, resets, DNS
-                last = type(exc).__name__
-                if final:
-                    raise ServiceUnavailable(f"Textract unreachable ({last}) after {attempt} tries") from None
-            _sleep(pause)
-        raise ServiceUnavailable(f"Textract failed ({last})")  # pragma: no cover - loop always returns
+
+@contextmanager
+def _translated(tries: int) -> Iterator[None]:
+    """botocore's errors of one Textract call as ours, saying how many tries were made so far."""
+    from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        message = str(error.get("Message", ""))[:300]
+        if code in _THROTTLE_CODES or status == 429:
+            raise Throttled(
+                f"Textract is throttling ({code or '429'}) after {tries} tries; will retry later"
+            ) from None
+        if code in _SERVER_CODES or status >= 500:
+            raise ServiceUnavailable(f"Textract unavailable ({code or status}) after {tries} tries") from None
+        if code == "IdempotentParameterMismatchException":
+            raise _TokenReused(message) from None
+        raise _permanent(code, message) from None
+    except NoCredentialsError:
+        raise ConfigError(
+            "Textract needs AWS credentials: configure them, or set RAGSTREAM_OCR=tesseract"
+        ) from None
+    except (BotoConnectionError, HTTPClientError) as exc:  # timeouts, resets, DNS
+        raise ServiceUnavailable(f"Textract unreachable ({type(exc).__name__}) after {tries} tries") from None
 
 
 class _TokenReused(Exception):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
+from ..retry import STORES, retrying
 from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
 from .layout import flatten, folder_key, unflatten
 
@@ -39,11 +40,14 @@ PAGE = 1000
 class ChromaIndex:
     """A collection of chunks in Chroma; writes are visible to reads on return."""
 
-    def __init__(self, client: Any, collection: str, *, embedded: bool, batch_size: int = 1000):
+    def __init__(
+        self, client: Any, collection: str, *, embedded: bool, batch_size: int = 1000, retries: int = 4
+    ):
         """``client`` is a Chroma client, or a function that makes one on first use (``HttpClient``
         asks the server for its tenant and database when made: no call before the first request)."""
         self._client = client
         self.collection = collection
+        self.retries = 0 if embedded else retries  # an embedded store has no network to wait for
         self.batch_size = batch_size
         self.capabilities = Capabilities(embedded=embedded)
         self._col: Any = None
@@ -203,6 +207,16 @@ class ChromaIndex:
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call Chroma, tried again while it is unreachable or answers 429/5xx (IndexUnavailable)."""
+        return retrying(
+            lambda: self._call_once(fn, *args, **kwargs),
+            attempts=self.retries + 1,
+            retry_on=IndexUnavailable,
+            backoff=STORES,
+            what="chroma call",
+        )
+
+    def _call_once(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call Chroma; a dimension error becomes ours, a connection failure transient."""
         from chromadb.errors import ChromaError, InvalidArgumentError, NotFoundError
 

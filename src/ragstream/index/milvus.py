@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
+from ..retry import STORES, retrying
 from .contract import (
     RRF_K,
     Capabilities,
@@ -58,9 +59,12 @@ PAGE = 1000
 class MilvusIndex:
     """A collection of chunks in Milvus (Strong consistency: writes visible on return)."""
 
-    def __init__(self, client: Any, collection: str, *, embedded: bool, batch_size: int = 512):
+    def __init__(
+        self, client: Any, collection: str, *, embedded: bool, batch_size: int = 512, retries: int = 4
+    ):
         self.client = client
         self.collection = collection
+        self.retries = 0 if embedded else retries  # Milvus Lite has no network to wait for
         self.batch_size = batch_size
         self.capabilities = Capabilities(embedded=embedded, hybrid=True)
         self._exists = False
@@ -264,6 +268,17 @@ class MilvusIndex:
         return self._sparse
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call Milvus, tried again while it is unreachable or a call timed out (IndexUnavailable),
+        except where pymilvus has retried the call itself already (its message says so)."""
+        return retrying(
+            lambda: self._call_once(fn, *args, **kwargs),
+            attempts=self.retries + 1,
+            retry_on=_worth_retrying,
+            backoff=STORES,
+            what="milvus call",
+        )
+
+    def _call_once(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call Milvus; a dimension error becomes ours, an unreachable server transient."""
         from pymilvus.exceptions import MilvusException, MilvusUnavailableException
 
@@ -281,6 +296,14 @@ class MilvusIndex:
             if "unavailable" in message.lower() or "deadline" in message.lower():
                 raise IndexUnavailable(f"Milvus failed: {message}") from exc
             raise
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A transient failure pymilvus has not retried itself: its retry decorator retries a failed RPC
+    (up to 75 times) and then says "Retry run out of" or "Retry timeout"; a deadline it does not retry."""
+    if not isinstance(exc, IndexUnavailable):
+        return False
+    return not any(spent in str(exc.__cause__) for spent in ("Retry run out of", "Retry timeout"))
 
 
 def _row(p: Point) -> dict[str, Any]:

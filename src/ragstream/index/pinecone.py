@@ -489,7 +489,10 @@ class PineconeIndex:
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call Pinecone; a dimension error becomes ours, throttling and outages transient."""
+        """Call Pinecone; a dimension error becomes ours, throttling and outages transient.
+
+        Not retried here: the pinecone SDK retries connection errors, 429 and 5xx itself (four
+        tries, honouring Retry-After, control and data plane alike); see :mod:`ragstream.retry`."""
         from pinecone.errors import (
             ApiError,
             PineconeConnectionError,

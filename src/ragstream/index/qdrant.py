@@ -9,8 +9,6 @@ named dense vector ``dense``, so a LangChain user can open our collection with
 from __future__ import annotations
 
 import logging
-import random
-import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, IndexUnavailable
+from ..retry import STORES, retrying
 from . import embedded
 from .contract import (
     RRF_K,
@@ -262,26 +261,34 @@ class QdrantIndex:
         return self._sparse
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call Qdrant; connection errors, timeouts and 5xx are retried with backoff, then transient."""
-        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+        """Call Qdrant; connection errors, timeouts, 429 and 5xx are retried with backoff (or after
+        the server's Retry-After), then transient."""
+        tries = self.retries + 1
+        try:
+            return retrying(
+                lambda: fn(*args, **kwargs),
+                attempts=tries,
+                retry_on=_transient,
+                backoff=STORES,
+                what="qdrant call",
+            )
+        except Exception as exc:
+            if not _transient(exc):
+                raise
+            raise IndexUnavailable(f"Qdrant did not answer after {tries} tries: {exc}") from exc
 
-        delay = 0.5
-        for attempt in range(self.retries + 1):
-            try:
-                return fn(*args, **kwargs)
-            except UnexpectedResponse as exc:
-                transient = exc.status_code in (429, 500, 502, 503, 504)
-                if not transient:
-                    raise
-                error: Exception = exc
-            except (ResponseHandlingException, ConnectionError, TimeoutError) as exc:
-                error = exc
-            if attempt == self.retries:
-                raise IndexUnavailable(f"Qdrant did not answer after {attempt + 1} tries: {error}") from error
-            log.warning("qdrant call failed (%s), retrying in %.1fs", type(error).__name__, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 8.0) * (0.5 + random.random())
-        raise AssertionError("unreachable")
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a qdrant-client error is worth another try: no answer, a 429 (with its Retry-After,
+    ``ResourceExhaustedResponse``, or without) or a 5xx."""
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code in (429, 500, 502, 503, 504)
+    return isinstance(
+        exc, (ResourceExhaustedResponse, ResponseHandlingException, ConnectionError, TimeoutError)
+    )
 
 
 def _vectors(point: Point) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
+from ..retry import STORES, retrying
 from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
 
 if TYPE_CHECKING:
@@ -157,10 +158,11 @@ def _source_filter(source: str | None, version: str | None, *, not_version: str 
 class WeaviateIndex:
     """A collection of chunks in Weaviate (see the module's docstring for the layout)."""
 
-    def __init__(self, client: Any, collection: str, *, batch_size: int = 256):
+    def __init__(self, client: Any, collection: str, *, batch_size: int = 256, retries: int = 4):
         self.client = client
         #: Our collection name (RAGSTREAM_COLLECTION); Weaviate's is :attr:`name`.
         self.collection = collection
+        self.retries = retries
         self.name = collection_name(collection)
         self.batch_size = batch_size
         self.capabilities = Capabilities(embedded=False, hybrid=True)
@@ -389,6 +391,17 @@ class WeaviateIndex:
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call Weaviate, tried again while it is unreachable or answers 429/5xx (IndexUnavailable),
+        except where the client's own gRPC retries are already spent (``WeaviateRetryError``)."""
+        return retrying(
+            lambda: self._call_once(fn, *args, **kwargs),
+            attempts=self.retries + 1,
+            retry_on=_worth_retrying,
+            backoff=STORES,
+            what="weaviate call",
+        )
+
+    def _call_once(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call Weaviate: an unreachable or failing server is transient (IndexUnavailable), refused
         credentials or a refused request are configuration (ConfigError), a vector of another length
         is a DimensionMismatch."""
@@ -434,6 +447,13 @@ class WeaviateIndex:
             if "unauthenticated" in lower or "permission_denied" in lower or "api key" in lower:
                 raise ConfigError(f"Weaviate refused the credentials: {message}") from exc
             raise IndexUnavailable(f"Weaviate failed: {message}") from exc
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A transient failure the weaviate client has not retried itself."""
+    from weaviate.exceptions import WeaviateRetryError
+
+    return isinstance(exc, IndexUnavailable) and not isinstance(exc.__cause__, WeaviateRetryError)
 
 
 def from_settings(settings: Settings) -> WeaviateIndex:

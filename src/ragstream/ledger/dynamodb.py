@@ -6,13 +6,13 @@ import base64
 import binascii
 import json
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ServiceUnavailable, Throttled
 from ..model import DocumentRecord, Status
+from ..retry import Backoff, retrying
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -38,6 +38,16 @@ _SERVICE_CODES = frozenset({"InternalServerError", "ServiceUnavailable", "Intern
 _CONFIG_CODES = frozenset(
     {"ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException"}
 )
+#: BatchGetItem's unprocessed keys are asked again after 50 ms, doubling to 2 s, with jitter.
+_UNPROCESSED_BACKOFF = Backoff(base=0.05, cap=2.0)
+
+
+class _KeysLeft(Exception):
+    """BatchGetItem answered, but left ``count`` keys unprocessed (a success to botocore)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} keys unprocessed")
+        self.count = count
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
@@ -291,9 +301,9 @@ class DynamoDBLedger:
         unique = list(dict.fromkeys(sources))
         for i in range(0, len(unique), 100):
             keys: list[dict[str, Any]] = [{"source": {"S": s}} for s in unique[i : i + 100]]
-            for attempt in range(8):
-                if not keys:
-                    break
+
+            def read() -> None:
+                nonlocal keys
                 request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
                 result = self._call_batch("batch_get_item", RequestItems=request)
                 for item in result.get("Responses", {}).get(self.table_name, []):
@@ -301,9 +311,14 @@ class DynamoDBLedger:
                     found[rec.source] = rec
                 keys = result.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
                 if keys:
-                    time.sleep(min(2.0, 0.05 * 2**attempt))
-            if keys:
-                raise Throttled(f"DynamoDB left {len(keys)} keys of ledger table {self.table_name!r} unread")
+                    raise _KeysLeft(len(keys))
+
+            try:
+                retrying(read, attempts=8, retry_on=_KeysLeft, backoff=_UNPROCESSED_BACKOFF)
+            except _KeysLeft as left:
+                raise Throttled(
+                    f"DynamoDB left {left.count} keys of ledger table {self.table_name!r} unread"
+                ) from None
         return found
 
     def mark(self, sources: Iterable[str], run: str) -> int:

@@ -113,6 +113,28 @@ def test_pinecone_needs_its_key_and_reports_an_unreachable_or_refusing_service(
     wrong.close()
 
 
+def test_the_sdk_retries_an_outage_and_ragstream_does_not_multiply_its_tries(
+    peer: PineconeServer, tmp_path: Path
+) -> None:
+    # GIVEN an index, and a data plane that answers 503 to the next two requests
+    index = open_pinecone(peer, tmp_path)
+    index.ensure_collection(DIM)
+    peer.unavailable = 2
+    upserts = [("POST", f"/_data/{index.index_name}/vectors/upsert")]
+    # WHEN points are written THEN the pinecone SDK tried again until Pinecone answered
+    assert index.upsert([point(0), point(1)]) == 2
+    assert [r for r in peer.requests if r[1].endswith("/vectors/upsert")] == upserts * 3
+    peer.settle()
+    assert set(peer.stored(index.index_name)) == {point(0).id, point(1).id}
+    # AND an outage that outlasts the SDK's four tries is IndexUnavailable after those four alone
+    peer.requests.clear()
+    peer.unavailable = 100
+    with pytest.raises(IndexUnavailable):
+        index.upsert([point(2)])
+    assert [r for r in peer.requests if r[1].endswith("/vectors/upsert")] == upserts * 4
+    index.close()
+
+
 def test_the_index_location_and_namespace_are_part_of_the_fingerprint(
     peer: PineconeServer, tmp_path: Path
 ) -> None:

@@ -1,5 +1,6 @@
 """What individual stores promise beyond the contract: FAISS survives a crash and locks its folder,
-Chroma never embeds nor phones home, and switching stores re-indexes into the new one."""
+Chroma never embeds nor phones home, Qdrant retries a busy server after its Retry-After, and switching
+stores re-indexes into the new one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +18,7 @@ from ragstream.config import Settings
 from ragstream.errors import ConfigError
 from ragstream.index import open_index
 from ragstream.ingest import Pipeline
+from tests.peers.served import JSONHandler, ServedHTTP
 from tests.support.points import DIM, points
 
 FAISS_WRITER = textwrap.dedent(
@@ -198,3 +202,45 @@ def test_a_first_use_index_raises_the_stores_config_error_at_first_use(tmp_path:
     with pytest.raises(ConfigError, match="RAGSTREAM_INDEX_URL must be an http"):
         index.ping()
     assert index.opened is False
+
+
+class _FlakyQdrant(JSONHandler):
+    """Answers ``GET /collections/<name>/exists`` with the statuses queued on the server (then
+    "exists"), recording when each request arrived."""
+
+    def do_GET(self) -> None:
+        server: Any = self.server
+        server.arrivals.append(time.monotonic())
+        if server.answers:
+            status, headers = server.answers.pop(0)
+            self._json(status, {"status": {"error": "busy"}, "time": 0}, headers)
+        else:
+            self._json(200, {"result": {"exists": True}, "status": "ok", "time": 0})
+
+
+def test_qdrant_retries_5xx_and_429_after_its_retry_after(tmp_path: Path) -> None:
+    from qdrant_client import QdrantClient
+
+    from ragstream.errors import IndexUnavailable
+    from ragstream.index.qdrant import QdrantIndex
+
+    served = ServedHTTP(_FlakyQdrant, name="flaky-qdrant")
+    httpd: Any = served.httpd
+    try:
+        # GIVEN a Qdrant answering 503, then 429 with Retry-After: 1 s, then the answer
+        httpd.arrivals, httpd.answers = [], [(503, {}), (429, {"Retry-After": "1"})]
+        client = QdrantClient(url=served.url, check_compatibility=False, timeout=5)
+        index = QdrantIndex(client, "docs", retries=3)
+        # WHEN the index asks whether its collection exists THEN it does, on the third try
+        assert index.exists()
+        assert len(httpd.arrivals) == 3
+        # AND the try after the 429 came no earlier than its Retry-After (a lower bound only)
+        assert httpd.arrivals[2] - httpd.arrivals[1] >= 1.0
+        # AND a Qdrant that keeps failing is IndexUnavailable after the tries allowed
+        httpd.arrivals, httpd.answers = [], [(502, {})] * 10
+        with pytest.raises(IndexUnavailable, match="after 2 tries"):
+            QdrantIndex(client, "docs", retries=1).exists()
+        assert len(httpd.arrivals) == 2
+        client.close()
+    finally:
+        served.close()

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -459,3 +460,34 @@ def test_mark_stamps_only_existing_records_and_changes_nothing_else(ledger: Ledg
     assert ledger.get("s3://bucket/m2").seen_run is None  # type: ignore[union-attr]
     # AND the sequencer rule still holds after a mark
     assert not ledger.put(record("s3://bucket/m1", seq(1)))
+
+
+def _batch_get(table: str, found: list[DocumentRecord], left: list[str]) -> dict[str, Any]:
+    """A BatchGetItem answer: the items of ``found``, and ``left`` keys unprocessed."""
+    from ragstream.ledger.dynamodb import _to_item
+
+    answer: dict[str, Any] = {"Responses": {table: [_to_item(r) for r in found]}}
+    if left:
+        answer["UnprocessedKeys"] = {table: {"Keys": [{"source": {"S": s}} for s in left]}}
+    return answer
+
+
+def test_dynamodb_get_many_asks_again_for_unprocessed_keys_then_gives_up(aws_env: None) -> None:
+    # GIVEN DynamoDB answering BatchGetItem with one of two keys unprocessed, then with it
+    client = boto3.client("dynamodb", region_name=REGION)
+    ledger = DynamoDBLedger(TABLE, client=client)
+    a, b = record("s3://bucket/a.pdf", seq(1)), record("s3://bucket/b.pdf", seq(2))
+    with Stubber(client) as stub:
+        stub.add_response("batch_get_item", _batch_get(TABLE, [a], [b.source]))
+        stub.add_response("batch_get_item", _batch_get(TABLE, [b], []))
+        # WHEN the ledger reads both THEN both come back, the second from the second answer
+        found = ledger.get_many([a.source, b.source])
+        stub.assert_no_pending_responses()
+    assert set(found) == {a.source, b.source}
+    # AND a key DynamoDB never processes, asked 8 times, is a Throttled error
+    with Stubber(client) as stub:
+        for _ in range(8):
+            stub.add_response("batch_get_item", _batch_get(TABLE, [], [b.source]))
+        with pytest.raises(Throttled, match="left 1 keys"):
+            ledger.get_many([b.source])
+        stub.assert_no_pending_responses()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ragstream.config import Settings
-from ragstream.embeddings import build_embeddings, translate_openai_error
+from ragstream.embeddings import OpenAIEmbeddings, build_embeddings, translate_openai_error
 from ragstream.errors import ConfigError, ServiceUnavailable, Throttled
 from tests.peers.openai_server import OpenAIServer, fake_embedding
 
@@ -251,24 +254,79 @@ def test_429s_shrink_concurrency_instead_of_a_retry_storm(
     assert embedder.last_limit is not None and embedder.last_limit.limit < 8
 
 
-def test_retry_after_is_honoured(openai_server: OpenAIServer, connections: list[Any]) -> None:
+@dataclass(frozen=True)
+class _Event:
+    at: float  # time.monotonic() in the client: when it sent the request, or received the answer
+    text: str  # the one input of the request (batches of one)
+    status: int | None = None  # None: a request sent
+
+
+def _recording_embedder(server: OpenAIServer, *, concurrency: int) -> tuple[OpenAIEmbeddings, list[_Event]]:
+    """The OpenAI embedder over an httpx client whose hooks record, on the client's side, when each
+    request is sent and when each answer arrives: what ragstream did, not when the server saw it."""
+    import httpx
+
+    events: list[_Event] = []
+    lock = threading.Lock()
+
+    def sent(request: httpx.Request) -> None:
+        (text,) = json.loads(request.content)["input"]
+        with lock:
+            events.append(_Event(time.monotonic(), text))
+
+    def answered(response: httpx.Response) -> None:
+        (text,) = json.loads(response.request.content)["input"]
+        with lock:
+            events.append(_Event(time.monotonic(), text, response.status_code))
+
+    client = httpx.Client(event_hooks={"request": [sent], "response": [answered]})
+    embedder = OpenAIEmbeddings(
+        model="text-embedding-3-small",
+        api_key=KEY,
+        base_url=server.url + "/v1",
+        dimensions=16,
+        batch_size=1,
+        concurrency=concurrency,
+        max_retries=2,
+        timeout=5.0,
+        backoff=0.01,  # without the server's hint it would come back within 10 ms
+        http_client=client,
+    )
+    return embedder, events
+
+
+RETRY_AFTER = 0.3
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_retry_after_is_honoured(
+    openai_server: OpenAIServer, connections: list[Any], concurrency: int
+) -> None:
     # GIVEN a server answering 429 to every 3rd request with Retry-After: 0.3 s
     openai_server.rate_limit_every = 3
-    openai_server.retry_after = 0.3
+    openai_server.retry_after = RETRY_AFTER
     openai_server.retry_after_ms = None
-    embedder = build_embeddings(_settings(openai_server, embedding_batch_size=1, openai_concurrency=2))
+    embedder, events = _recording_embedder(openai_server, concurrency=concurrency)
     texts = [f"t{i}" for i in range(5)]
     # WHEN it embeds
     vectors = embedder.embed_documents(texts)
-    # THEN after each 429 nothing new was sent for 0.3 s (a request already on its way when the
-    # 429 was answered may arrive in the first few ms), and the vectors are all there
+    # THEN the vectors are all there, each throttled text sent again
     assert vectors == [pytest.approx(fake_embedding(t, 16), abs=1e-6) for t in texts]
-    requests = openai_server.requests
-    assert openai_server.throttled
-    for throttled in openai_server.throttled:
-        later = [r.at - throttled.at for r in requests if r.at > throttled.at + 0.05]
-        assert all(gap >= 0.29 for gap in later), later
-    assert len(requests) == len(texts) + len(openai_server.throttled)
+    throttled = [e for e in events if e.status == 429]
+    sends = [e for e in events if e.status is None]
+    assert throttled and len(throttled) == len(openai_server.throttled)
+    assert len(sends) == len(texts) + len(throttled) == len(openai_server.requests)
+    # AND ragstream sent the retry of a throttled text no earlier than Retry-After after the 429
+    # reached it (times of the client's own sends: a busy machine only makes the gaps longer)
+    for answer in throttled:
+        retry = next(e for e in sends if e.text == answer.text and e.at > answer.at)
+        assert retry.at - answer.at >= RETRY_AFTER - 1e-6, (answer, retry)
+    # AND it held every other request too: with one request in flight at a time, whatever it sent
+    # after a 429 arrived waited out the Retry-After (with two, one may already be on its way)
+    if concurrency == 1:
+        for answer in throttled:
+            later = [e.at - answer.at for e in sends if e.at > answer.at]
+            assert all(gap >= RETRY_AFTER - 1e-6 for gap in later), later
 
 
 def test_a_refused_key_stops_the_batch(openai_server: OpenAIServer, connections: list[Any]) -> None:
