@@ -49,21 +49,29 @@ class WorkQueue:
         self.sent += 1
 
     def send_many(self, bodies: Sequence[dict[str, Any]]) -> None:
-        """Many messages, ten per SendMessageBatch; entries SQS refuses are sent again."""
+        """Many messages, ten per SendMessageBatch; entries SQS refuses are sent again, after a
+        pause (``retry.py``): botocore retries a failed call, not a batch it answered in part."""
+        from ..retry import Backoff, retrying
+
         for i in range(0, len(bodies), 10):
             entries = [
                 {"Id": str(n), "MessageBody": json.dumps(b, separators=(",", ":"))}
                 for n, b in enumerate(bodies[i : i + 10])
             ]
-            for _ in range(5):
+
+            def send() -> None:
+                nonlocal entries
                 result = self._call("send_message_batch", QueueUrl=self.queue_url, Entries=entries)
                 failed = {f["Id"] for f in result.get("Failed", [])}
                 self.sent += len(entries) - len(failed)
                 entries = [e for e in entries if e["Id"] in failed]
-                if not entries:
-                    break
-            if entries:
-                raise ServiceUnavailable(f"SQS refused {len(entries)} messages to the ingest queue")
+                if entries:
+                    raise _Refused(len(entries))
+
+            try:
+                retrying(send, attempts=5, retry_on=_Refused, backoff=Backoff(base=0.1, cap=2.0))
+            except _Refused as left:
+                raise ServiceUnavailable(f"SQS refused {left.count} messages to the ingest queue") from None
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -87,3 +95,11 @@ class WorkQueue:
 def ingest_item(ref: SourceRef) -> dict[str, Any]:
     """The message that applies ``ref`` as if its event had come (sent by the reconcile)."""
     return {"kind": INGEST_KIND, "ref": ref.model_dump(mode="json", exclude_defaults=True)}
+
+
+class _Refused(Exception):
+    """Entries of a SendMessageBatch that SQS did not take (the call itself succeeded)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} entries refused")
+        self.count = count
