@@ -411,7 +411,8 @@ def _sub(sub: Any, name: str, summary: str, parents: list[argparse.ArgumentParse
     )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The options several commands share: every command's, retrieval's, a server's."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--home", type=Path, metavar="DIR", help="state folder (default: $RAGSTREAM_HOME or ./.ragstream)"
@@ -437,7 +438,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     server = argparse.ArgumentParser(add_help=False)
     server.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    return common, retrieval, server
 
+
+def _parser() -> argparse.ArgumentParser:
+    common, retrieval, server = _parents()
     parser = _Parser(
         prog="ragstream", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -22,7 +22,6 @@ import os
 import shlex
 import sys
 import threading
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from .errors import ConfigError
+from .server import LocalContext
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -51,21 +51,6 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
-
-
-class _Context:
-    """The parts of a Lambda context that Powertools and the handlers read."""
-
-    function_version = "$LATEST"
-    memory_limit_in_mb = 0
-
-    def __init__(self, name: str) -> None:
-        self.function_name = name
-        self.invoked_function_arn = f"arn:aws:lambda:local:000000000000:function:{name}"
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -249,7 +234,7 @@ class DevStack:
         try:
             with self._server.lock.exclusive():  # one index: an ingest batch waits out the requests
                 response: dict[str, Any] = self.ingest.lambda_handler(
-                    event, _Context("ragstream-ingest-local")
+                    event, LocalContext("ragstream-ingest-local")
                 )
         except Exception as exc:  # the whole batch failed: SQS redelivers all of it
             log.warning("ingest batch of %d failed: %s", len(received), exc)
@@ -275,7 +260,7 @@ class DevStack:
         assert self.ingest is not None and self._server is not None
         with self._server.lock.exclusive():
             result: dict[str, Any] = self.ingest.lambda_handler(
-                {"action": "reconcile"}, _Context("ragstream-ingest-local")
+                {"action": "reconcile"}, LocalContext("ragstream-ingest-local")
             )
         return result
 

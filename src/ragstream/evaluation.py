@@ -64,18 +64,10 @@ def run_beir(
     ranking with each document at its best chunk. Embeddings are cached under ``home/eval`` (a second
     run re-embeds nothing); the index is rebuilt each run, so the figures are of the settings given.
     """
+    from .index import open_index
     from .ingest import Pipeline
 
-    corpus_file, queries_file, qrels_file = (
-        dataset / "corpus.jsonl",
-        dataset / "queries.jsonl",
-        dataset / "qrels" / f"{split}.tsv",
-    )
-    for f in (corpus_file, queries_file, qrels_file):
-        if not f.is_file():
-            raise ConfigError(
-                f"{f} is missing: a BEIR dataset has corpus.jsonl, queries.jsonl and qrels/{split}.tsv"
-            )
+    queries_file, qrels_file = _dataset_files(dataset, split)
     name = dataset.resolve().name
     qrels = read_qrels(qrels_file)
     queries = {q["_id"]: q["text"] for q in _jsonl(queries_file) if q["_id"] in qrels}
@@ -90,35 +82,21 @@ def run_beir(
         embedder = CachedEmbeddings(
             build_embeddings(settings), settings.home / "eval" / "embeddings.sqlite", settings.embedding_id
         )
-    pipeline = Pipeline.from_settings(eval_settings, store=MemoryBlobs(documents), embedder=embedder)
-    recorder = RecordingIndex(pipeline.index)
-    pipeline.index = recorder
+    recorder = RecordingIndex(open_index(eval_settings))
+    pipeline = Pipeline.from_settings(
+        eval_settings, store=MemoryBlobs(documents), embedder=embedder, index=recorder
+    )
     started = time.perf_counter()
     outcomes = pipeline.run(corpus_refs(documents), on_outcome=on_progress)
     ingest_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    rankers = rankings(eval_settings, embedder, recorder)
-    scores: dict[str, dict[str, list[float]]] = {
-        mode: {"nDCG@10": [], "Recall@10": [], "Recall@100": []} for mode in rankers
-    }
-    for qid in query_ids:
-        for mode, rank in rankers.items():
-            ranking = _documents(rank(queries[qid], 300))
-            relevant = qrels[qid]
-            scores[mode]["nDCG@10"].append(ndcg_at_k(ranking, relevant, 10))
-            scores[mode]["Recall@10"].append(recall_at_k(ranking, relevant, 10))
-            scores[mode]["Recall@100"].append(recall_at_k(ranking, relevant, 100))
+    by_mode = _scores(rankings(eval_settings, embedder, recorder), query_ids, queries, qrels)
     search_seconds = time.perf_counter() - started
     pipeline.index.close()
     statuses: dict[str, int] = defaultdict(int)
     for o in outcomes:
         statuses[o.status] += 1
-    n = max(len(query_ids), 1)
-    by_mode = {
-        mode: {metric: round(sum(values) / n, 4) for metric, values in metrics.items()}
-        for mode, metrics in scores.items()
-    }
     default = by_mode[eval_settings.retrieval]
     return {
         "dataset": name,
@@ -138,6 +116,38 @@ def run_beir(
         "modes": by_mode,
         "ingest_seconds": round(ingest_seconds, 1),
         "search_seconds": round(search_seconds, 1),
+    }
+
+
+def _dataset_files(dataset: Path, split: str) -> tuple[Path, Path]:
+    """queries.jsonl and qrels/SPLIT.tsv of a BEIR dataset, once its three files are known to exist."""
+    files = (dataset / "corpus.jsonl", dataset / "queries.jsonl", dataset / "qrels" / f"{split}.tsv")
+    for f in files:
+        if not f.is_file():
+            raise ConfigError(
+                f"{f} is missing: a BEIR dataset has corpus.jsonl, queries.jsonl and qrels/{split}.tsv"
+            )
+    return files[1], files[2]
+
+
+def _scores(
+    rankers: dict[str, Any], query_ids: list[str], queries: dict[str, str], qrels: dict[str, dict[str, int]]
+) -> dict[str, dict[str, float]]:
+    """Per retrieval mode, the mean nDCG@10, Recall@10 and Recall@100 over the queries."""
+    scores: dict[str, dict[str, list[float]]] = {
+        mode: {"nDCG@10": [], "Recall@10": [], "Recall@100": []} for mode in rankers
+    }
+    for qid in query_ids:
+        for mode, rank in rankers.items():
+            ranking = _documents(rank(queries[qid], 300))
+            relevant = qrels[qid]
+            scores[mode]["nDCG@10"].append(ndcg_at_k(ranking, relevant, 10))
+            scores[mode]["Recall@10"].append(recall_at_k(ranking, relevant, 10))
+            scores[mode]["Recall@100"].append(recall_at_k(ranking, relevant, 100))
+    n = max(len(query_ids), 1)
+    return {
+        mode: {metric: round(sum(values) / n, 4) for metric, values in metrics.items()}
+        for mode, metrics in scores.items()
     }
 
 

@@ -234,6 +234,8 @@ class Citation(BaseModel):
 
 #: The model name of answers made without a language model (``extractive.py``).
 EXTRACTIVE = "extractive"
+#: The offline embedding model (``embeddings.LocalEmbeddings``), as traces and the embedding id name it.
+LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
 
 class Answer(BaseModel):

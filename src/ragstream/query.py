@@ -14,7 +14,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from .index import Hit, LexicalQuery, SearchFilter, SparseVector, VectorIndex
-from .model import Answer, Citation, SearchHit
+from .model import LOCAL_EMBEDDING_MODEL, Answer, Citation, SearchHit
 from .tracing import NO_SPAN, NOOP, ResolvedPrompt, Span, Tracer, to_template
 from .untrusted import neutralise
 
@@ -150,7 +150,7 @@ class Retriever:
         with trace.child(
             "embed-query",
             as_type="embedding",
-            model="all-MiniLM-L6-v2" if local else self.settings.embedding_model,
+            model=LOCAL_EMBEDDING_MODEL if local else self.settings.embedding_model,
             usage_details={"input": tokens, "total": tokens},
             cost_details={"total": 0.0} if local else None,
             metadata={"embedding": self.settings.embedding_id, "tokens_approximate": not local},

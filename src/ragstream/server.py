@@ -45,14 +45,15 @@ _TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded",
 
 
 class LocalContext:
-    """The parts of a Lambda context that Powertools and our handlers read."""
+    """The parts of a Lambda context that Powertools and our handlers read (for a function run on
+    this machine: ``ragstream serve`` and ``ragstream dev``)."""
 
-    function_name = "ragstream-query-local"
     function_version = "$LATEST"
     memory_limit_in_mb = 0
-    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:ragstream-query-local"
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "ragstream-query-local") -> None:
+        self.function_name = name
+        self.invoked_function_arn = f"arn:aws:lambda:local:000000000000:function:{name}"
         self.aws_request_id = str(uuid.uuid4())
 
     def get_remaining_time_in_millis(self) -> int:

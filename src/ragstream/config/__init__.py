@@ -20,6 +20,7 @@ from pydantic import BaseModel, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ..errors import ConfigError
+from ..model import LOCAL_EMBEDDING_MODEL
 from .aliases import DeprecatedNames, apply_deprecated
 from .answer import AnswerSettings
 from .api import ApiSettings
@@ -121,7 +122,7 @@ class Settings(
     def embedding_id(self) -> str:
         """Names the embedding space; vectors of different ids never share a collection."""
         if self.embedder == "local":
-            return "local/all-MiniLM-L6-v2"
+            return f"local/{LOCAL_EMBEDDING_MODEL}"
         dims = f"@{self.embedding_dimensions}" if self.embedding_dimensions else ""
         return f"openai/{self.embedding_model}{dims}"
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..model import Chunk, Extraction, Outcome, SourceRef
+from ..model import LOCAL_EMBEDDING_MODEL, Chunk, Extraction, Outcome, SourceRef
 from ..tracing import NO_SPAN, Span, Tracer
 
 if TYPE_CHECKING:
@@ -33,9 +33,6 @@ __all__ = [
     "step",
     "warn",
 ]
-
-#: The name of the embedding model of the local embedder, as the trace shows it.
-LOCAL_MODEL = "all-MiniLM-L6-v2"
 
 
 def start_trace(tracer: Tracer, ref: SourceRef) -> Span:
@@ -102,7 +99,7 @@ def embed_span(
     return p.trace.child(
         "embed",
         as_type="embedding",
-        model=LOCAL_MODEL if local else settings.embedding_model,
+        model=LOCAL_EMBEDDING_MODEL if local else settings.embedding_model,
         input={"inputs": len(p.chunks)},
         usage_details={"input": tokens, "total": tokens},
         cost_details={"total": 0.0} if local else None,

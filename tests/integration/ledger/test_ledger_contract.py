@@ -95,7 +95,7 @@ def test_round_trip_of_every_field(ledger: Ledger) -> None:
 
 
 def test_round_trip_of_a_minimal_record(ledger: Ledger) -> None:
-    minimal = DocumentRecord(source="s3://bucket/empty.txt", status=Status.SKIPPED)
+    minimal = DocumentRecord(source="s3://bucket/empty.txt", status=Status.PENDING)
     assert ledger.put(minimal) is True
     assert ledger.get(minimal.source) == minimal
 
@@ -223,7 +223,7 @@ def test_sqlite_two_processes_share_one_file(tmp_path: Path) -> None:
 
 # -- list -----------------------------------------------------------------------------------------------
 
-STATUSES = [Status.INDEXED, Status.FAILED, Status.DELETED, Status.SKIPPED]
+STATUSES = [Status.INDEXED, Status.FAILED, Status.DELETED, Status.PENDING]
 
 
 def _fill(ledger: Ledger, n: int = 250) -> list[DocumentRecord]:
@@ -259,7 +259,7 @@ def _all_pages(ledger: Ledger, limit: int, **filters: object) -> list[list[Docum
         (None, "s3://bucket/beta/"),
         (Status.INDEXED, "s3://bucket/alpha/"),
         (Status.DELETED, "s3://bucket/alpha/doc-01"),
-        (Status.SKIPPED, "s3://elsewhere/"),
+        (Status.PENDING, "s3://elsewhere/"),
     ],
 )
 def test_list_filters_and_paginates(ledger: Ledger, status: Status | None, prefix: str | None) -> None:
