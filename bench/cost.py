@@ -5,7 +5,7 @@ that needed OCR (Textract in the cloud), chunks and embedding tokens, and the se
 embedding (the Lambda's own work). Prices are in PRICES below, with the date they were taken.
 
 The second table is the backfill of a bucket that already holds N objects (default 1,000,000): the
-reconcile fanned out over the queue (ragstream.reconcile), with its requests counted from the code's
+reconcile fanned out over the queue (ragstream.ingest.reconcile), with its requests counted from the code's
 own steps (one LIST per 1,000 objects, one BatchGetItem per 100, a mark per record, SQS messages in
 batches of ten, a sweep page per 500 records) and each first ingest priced as above. Its time follows
 from MaxConcurrency; the per-step and per-document seconds are stated assumptions (flags).
