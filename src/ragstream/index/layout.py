@@ -16,12 +16,14 @@ __all__ = [
     "NAMESPACE",
     "RESERVED",
     "chunk_metadata",
+    "filter_fields",
     "flatten",
     "folder_depth",
     "folder_key",
     "folders_of",
     "point_id",
     "unflatten",
+    "version_key",
 ]
 
 #: Namespace of point ids: uuid5(NAMESPACE, f"{source}|{version}|{chunk_index}").
@@ -106,6 +108,23 @@ def chunk_metadata(
         title=title,
     )
     return meta
+
+
+def version_key(metadata: Mapping[str, Any]) -> tuple[str, str]:
+    """(source, version) of a chunk's metadata, as text: what replaces, deletes and tallies select by."""
+    return str(metadata.get("source", "")), str(metadata.get("version", ""))
+
+
+def filter_fields(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a store with a schema (Milvus, Weaviate) keeps beside the metadata for its deletes and
+    filters: ``source``, ``version`` and ``content_type`` as text (never null), ``folders`` as a list."""
+    source, version = version_key(metadata)
+    return {
+        "source": source,
+        "version": version,
+        "content_type": str(metadata.get("content_type") or ""),
+        "folders": [str(f) for f in metadata.get("folders") or ()],
+    }
 
 
 def flatten(metadata: Mapping[str, Any]) -> dict[str, str | int | float | bool]:
