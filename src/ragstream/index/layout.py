@@ -2,7 +2,9 @@
 store keeps it in: nested (LangChain's Qdrant layout, ``page_content`` + ``metadata``) or flat.
 
 The pipeline, the tests and the benchmarks build metadata with :func:`chunk_metadata`; stores with
-flat metadata (Chroma) keep :func:`flatten` of it and give back :func:`unflatten` of what they read.
+flat metadata (Chroma) keep :func:`flatten` of it and give back :func:`unflatten` of what they read;
+stores with a schema (Milvus, Weaviate) keep :func:`filter_fields` of it beside it, and the stores
+reads (source, version) with :func:`version_key`.
 """
 
 from __future__ import annotations
