@@ -19,10 +19,24 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
-from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
+from ..errors import ConfigError, IndexUnavailable
 from ..retry import STORES, retrying
-from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
-from .layout import flatten, folder_key, unflatten
+from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter
+from .kit import (
+    Ready,
+    all_of,
+    any_of,
+    batches,
+    check_dimension,
+    last_of_each,
+    missing_collection,
+    ping,
+    transient_status,
+    translate_http_status,
+    unreachable,
+    vector_refused,
+)
+from .layout import flatten, folder_key, unflatten, version_key
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -51,6 +65,7 @@ class ChromaIndex:
         self.batch_size = batch_size
         self.capabilities = Capabilities(embedded=embedded)
         self._col: Any = None
+        self._ready = Ready()
 
     @property
     def client(self) -> Any:
@@ -62,7 +77,7 @@ class ChromaIndex:
     # -- collection ----------------------------------------------------------------------------------
     def ensure_collection(self, dim: int) -> None:
         """Create the collection on first use; refuse a collection of another dimension."""
-        if self._col is not None and (self._col.metadata or {}).get(DIM_KEY) == dim:
+        if self._ready.known(dim):
             return
         col = self._call(
             self.client.get_or_create_collection,
@@ -74,6 +89,7 @@ class ChromaIndex:
         size = (col.metadata or {}).get(DIM_KEY)
         check_dimension(self.collection, int(size) if size is not None else None, dim)
         self._col = col
+        self._ready.remember(dim)
 
     def exists(self) -> bool:
         """Whether the collection exists (asked once, then known)."""
@@ -94,10 +110,8 @@ class ChromaIndex:
         """Write points in batches; a point with an existing id is replaced."""
         col = self._collection()
         if col is None:
-            raise ConfigError(f"collection {self.collection!r} does not exist: call ensure_collection first")
-        last = list({p.id: p for p in points}.values())  # Chroma refuses duplicate ids in one call
-        for start in range(0, len(last), self.batch_size):
-            batch = last[start : start + self.batch_size]
+            raise missing_collection(self.collection)
+        for batch in batches(last_of_each(points), self.batch_size):  # no duplicate ids in one call
             self._call(
                 col.upsert,
                 ids=[p.id for p in batch],
@@ -142,8 +156,7 @@ class ChromaIndex:
         col = self._collection()
         if col is None:
             return counts
-        for meta in self._scan(col, None, metadatas=True):
-            counts[(str(meta.get("source", "")), str(meta.get("version", "")))] += 1
+        counts.update(version_key(meta) for meta in self._scan(col, None, metadatas=True))
         return counts
 
     def _scan(self, col: Any, where: dict[str, Any] | None, *, metadatas: bool = False) -> Any:
@@ -196,14 +209,12 @@ class ChromaIndex:
 
     def ping(self) -> None:
         """Chroma's heartbeat; IndexUnavailable when it does not answer."""
-        try:
-            self.client.heartbeat()
-        except Exception as exc:
-            raise IndexUnavailable(f"Chroma is unreachable: {type(exc).__name__}") from exc
+        ping("Chroma", lambda: self.client.heartbeat())
 
     def close(self) -> None:
         """Drop the collection handle; Chroma's client holds no lock that needs releasing."""
         self._col = None
+        self._ready.forget()
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -226,32 +237,27 @@ class ChromaIndex:
             raise
         except InvalidArgumentError as exc:
             if "dimension" in str(exc):
-                raise DimensionMismatch(
-                    f"{exc}: collection {self.collection!r} was made for another embedder; set "
-                    "RAGSTREAM_COLLECTION to a new name, or delete the collection and re-ingest"
-                ) from exc
+                raise vector_refused(str(exc), self.collection) from exc
             raise
         except ChromaError as exc:
-            if exc.code() >= 500 or exc.code() == 429:
-                raise IndexUnavailable(f"Chroma failed: {exc}") from exc
+            if transient_status(exc.code()):  # others (a refused request) stay Chroma's, as raised
+                raise translate_http_status(exc.code(), "Chroma", exc) from exc
             raise
         except (ConnectionError, TimeoutError, OSError) as exc:
-            raise IndexUnavailable(f"Chroma is unreachable: {exc}") from exc
+            raise unreachable("Chroma", exc) from exc
         except Exception as exc:  # httpx's transport errors, without importing httpx here
             if type(exc).__module__.startswith("httpx"):
-                raise IndexUnavailable(f"Chroma is unreachable: {type(exc).__name__}: {exc}") from exc
+                raise unreachable("Chroma", exc) from exc
             raise
 
 
 def _all(terms: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Chroma's $and wants two terms or more: one term stands alone, none is no filter."""
-    if not terms:
-        return None
-    return terms[0] if len(terms) == 1 else {"$and": terms}
+    return all_of(terms, lambda t: {"$and": t})
 
 
 def _any(terms: list[dict[str, Any]]) -> dict[str, Any]:
-    return terms[0] if len(terms) == 1 else {"$or": terms}
+    return any_of(terms, lambda t: {"$or": t})
 
 
 def to_chroma_where(flt: SearchFilter | None) -> dict[str, Any] | None:

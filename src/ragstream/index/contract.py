@@ -17,8 +17,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from ..errors import DimensionMismatch
-
 __all__ = [
     "RRF_K",
     "Capabilities",
@@ -29,7 +27,6 @@ __all__ = [
     "SourceTerm",
     "SparseVector",
     "VectorIndex",
-    "check_dimension",
     "fusion_depth",
 ]
 
@@ -290,17 +287,3 @@ class VectorIndex(Protocol):
     def close(self) -> None:
         """Release the client (and, embedded, the folder's lock); the instance is not used after."""
         ...
-
-
-def check_dimension(collection: str, size: int | None, dim: int) -> None:
-    """Refuse a collection whose dense vector is missing or of another size than the embedder's."""
-    if size is None:
-        raise DimensionMismatch(
-            f"collection {collection!r} has no dense vector of ragstream's layout: it was not made by "
-            "ragstream; set RAGSTREAM_COLLECTION to another name"
-        )
-    if size != dim:
-        raise DimensionMismatch(
-            f"collection {collection!r} has dimension {size}, the embedder gives {dim}: "
-            "set RAGSTREAM_COLLECTION to a new name, or delete the collection and re-ingest"
-        )

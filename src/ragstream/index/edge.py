@@ -27,18 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
+from ..errors import ConfigError, IndexUnavailable
 from . import embedded
-from .contract import (
-    RRF_K,
-    Capabilities,
-    Hit,
-    LexicalQuery,
-    Point,
-    SearchFilter,
-    check_dimension,
-    fusion_depth,
-)
+from .contract import RRF_K, Capabilities, Hit, LexicalQuery, Point, SearchFilter, fusion_depth
+from .kit import Ready, batches, check_dimension, failed, missing_collection, vector_refused
 from .qdrant_payload import (
     KEYWORD_FIELDS,
     NO_SPARSE,
@@ -178,23 +170,23 @@ class EdgeIndex:
         self.batch_size = batch_size
         self.optimize_after = optimize_after
         self.capabilities = Capabilities(embedded=True, hybrid=True)
-        self._ready_dim: int | None = None
+        self._ready = Ready()
         self._sparse: bool | None = None  # whether the shard has the sparse vector, once known
 
     # -- collection ----------------------------------------------------------------------------------
     def ensure_collection(self, dim: int) -> None:
         """Create the collection on first use; refuse a collection of another dimension."""
-        if self._ready_dim == dim:
+        if self._ready.known(dim):
             return
         if self.store.has(self.collection):
             check_dimension(self.collection, self.store.dimension(self.collection), dim)
         self.store.open(self.collection, create_dim=dim)
-        self._ready_dim = dim
+        self._ready.remember(dim)
         self._sparse = None
 
     def exists(self) -> bool:
         """Whether the collection exists (known without a look once this instance made or checked it)."""
-        return self._ready_dim is not None or self.store.has(self.collection)
+        return self._ready.exists(lambda: self.store.has(self.collection))
 
     # -- writes ---------------------------------------------------------------------------------------
     def upsert(self, points: Sequence[Point]) -> int:
@@ -203,14 +195,11 @@ class EdgeIndex:
 
         shard = self._shard()
         if shard is None:
-            raise ConfigError(f"collection {self.collection!r} does not exist: call ensure_collection first")
+            raise missing_collection(self.collection)
         if any(p.sparse is not None for p in points) and not self._has_sparse():
             raise ConfigError(NO_SPARSE.format(collection=self.collection))
-        for start in range(0, len(points), self.batch_size):
-            batch = [
-                qe.Point(id=p.id, vector=_vectors(p), payload=payload(p))
-                for p in points[start : start + self.batch_size]
-            ]
+        for chunk in batches(points, self.batch_size):
+            batch = [qe.Point(id=p.id, vector=_vectors(p), payload=payload(p)) for p in chunk]
             _translate(shard.update, qe.UpdateOperation.upsert_points(batch))
         _translate(shard.flush)
         info = _translate(shard.info)
@@ -320,7 +309,7 @@ class EdgeIndex:
         """Close the store (shared by every index of this process on the folder)."""
         embedded.release(self.store)
         self.store.close()
-        self._ready_dim = None
+        self._ready.forget()
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _shard(self) -> qe.EdgeShard | None:
@@ -358,12 +347,9 @@ def _translate(fn: Callable[..., T], *args: Any, where: Path | None = None) -> T
                 "process; stop the other one, or run a Qdrant server and set RAGSTREAM_INDEX_URL"
             ) from exc
         if message.startswith("Vector dimension error"):
-            raise DimensionMismatch(
-                f"{message}: the shard was made for another embedder; set RAGSTREAM_COLLECTION to a new "
-                "name, or delete the collection and re-ingest"
-            ) from exc
+            raise vector_refused(message, None) from exc
         if message.startswith("Service runtime error"):  # storage: I/O, a full disk, a damaged segment
-            raise IndexUnavailable(f"Qdrant Edge failed: {message}") from exc
+            raise failed("Qdrant Edge", message) from exc
         raise  # a wrong request is a bug of ours, as a 4xx is in QdrantIndex: let it show as it is
 
 

@@ -39,7 +39,9 @@ import numpy as np
 
 from ..errors import ConfigError, IndexUnavailable
 from . import embedded
-from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
+from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter
+from .kit import Ready, check_dimension, last_of_each, missing_collection
+from .layout import version_key
 
 if TYPE_CHECKING:
     import faiss
@@ -259,6 +261,7 @@ class FaissIndex:
     def __init__(self, store: FaissStore, collection: str):
         self.store = store
         self.collection = collection
+        self._ready = Ready()
 
     @property
     def _c(self) -> _Collection:
@@ -267,11 +270,14 @@ class FaissIndex:
     # -- collection ----------------------------------------------------------------------------------
     def ensure_collection(self, dim: int) -> None:
         """Create the collection on first use; refuse a collection of another dimension."""
+        if self._ready.known(dim):
+            return
         c = self._c
         with c.lock:
             if c.dim is None:
                 c.create(dim)
             check_dimension(self.collection, c.dim, dim)
+        self._ready.remember(dim)
 
     def exists(self) -> bool:
         """Whether the collection exists (its sidecar records a dimension)."""
@@ -284,10 +290,10 @@ class FaissIndex:
             return 0
         c = self._c
         if c.index is None or c.dim is None:
-            raise ConfigError(f"collection {self.collection!r} does not exist: call ensure_collection first")
-        last = {p.id: p for p in points}  # the last of duplicate ids wins, as in every store
-        ids = np.fromiter((faiss_id(i) for i in last), dtype=np.int64, count=len(last))
-        vectors = np.asarray([p.vector for p in last.values()], dtype=np.float32)
+            raise missing_collection(self.collection)
+        last = last_of_each(points)
+        ids = np.fromiter((faiss_id(p.id) for p in last), dtype=np.int64, count=len(last))
+        vectors = np.asarray([p.vector for p in last], dtype=np.float32)
         if vectors.shape[1] != c.dim:
             check_dimension(self.collection, c.dim, int(vectors.shape[1]))
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -296,18 +302,17 @@ class FaissIndex:
             (
                 int(fid),
                 p.id,
-                str(p.metadata.get("source", "")),
-                str(p.metadata.get("version", "")),
+                *version_key(p.metadata),
                 p.metadata.get("content_type"),
                 p.text,
                 json.dumps(p.metadata, default=str),
                 vector.tobytes(),
             )
-            for fid, p, vector in zip(ids, last.values(), vectors, strict=True)
+            for fid, p, vector in zip(ids, last, vectors, strict=True)
         ]
         folders = [
             (int(fid), folder)
-            for fid, p in zip(ids, last.values(), strict=True)
+            for fid, p in zip(ids, last, strict=True)
             for folder in p.metadata.get("folders") or ()
         ]
         with c.lock:
@@ -442,6 +447,7 @@ class FaissIndex:
         """Checkpoint, close the sidecar and release the folder (for every index of this process on it)."""
         embedded.release(self.store)
         self.store.close()
+        self._ready.forget()
 
 
 def _allowed_query(flt: SearchFilter | None) -> tuple[str, list[Any]]:

@@ -2,7 +2,9 @@
 store keeps it in: nested (LangChain's Qdrant layout, ``page_content`` + ``metadata``) or flat.
 
 The pipeline, the tests and the benchmarks build metadata with :func:`chunk_metadata`; stores with
-flat metadata (Chroma) keep :func:`flatten` of it and give back :func:`unflatten` of what they read.
+flat metadata (Chroma) keep :func:`flatten` of it and give back :func:`unflatten` of what they read;
+stores with a schema (Milvus, Weaviate) keep :func:`filter_fields` of it beside it, and the stores
+reads (source, version) with :func:`version_key`.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ __all__ = [
     "NAMESPACE",
     "RESERVED",
     "chunk_metadata",
+    "filter_fields",
     "flatten",
     "folder_depth",
     "folder_key",
     "folders_of",
     "point_id",
     "unflatten",
+    "version_key",
 ]
 
 #: Namespace of point ids: uuid5(NAMESPACE, f"{source}|{version}|{chunk_index}").
@@ -106,6 +110,23 @@ def chunk_metadata(
         title=title,
     )
     return meta
+
+
+def version_key(metadata: Mapping[str, Any]) -> tuple[str, str]:
+    """(source, version) of a chunk's metadata, as text: what replaces, deletes and tallies select by."""
+    return str(metadata.get("source", "")), str(metadata.get("version", ""))
+
+
+def filter_fields(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a store with a schema (Milvus, Weaviate) keeps beside the metadata for its deletes and
+    filters: ``source``, ``version`` and ``content_type`` as text (never null), ``folders`` as a list."""
+    source, version = version_key(metadata)
+    return {
+        "source": source,
+        "version": version,
+        "content_type": str(metadata.get("content_type") or ""),
+        "folders": [str(f) for f in metadata.get("folders") or ()],
+    }
 
 
 def flatten(metadata: Mapping[str, Any]) -> dict[str, str | int | float | bool]:

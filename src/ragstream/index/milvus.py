@@ -27,18 +27,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
+from ..errors import ConfigError, IndexUnavailable
 from ..retry import STORES, retrying
-from .contract import (
-    RRF_K,
-    Capabilities,
-    Hit,
-    LexicalQuery,
-    Point,
-    SearchFilter,
+from .contract import RRF_K, Capabilities, Hit, LexicalQuery, Point, SearchFilter, fusion_depth
+from .kit import (
+    Ready,
+    batches,
     check_dimension,
-    fusion_depth,
+    failed,
+    last_of_each,
+    missing_collection,
+    ping,
+    unreachable,
+    vector_refused,
 )
+from .layout import filter_fields, version_key
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -67,12 +70,14 @@ class MilvusIndex:
         self.retries = 0 if embedded else retries  # Milvus Lite has no network to wait for
         self.batch_size = batch_size
         self.capabilities = Capabilities(embedded=embedded, hybrid=True)
-        self._exists = False
+        self._ready = Ready()
         self._sparse: bool | None = None  # whether the collection has the BM25 field, once known
 
     # -- collection ----------------------------------------------------------------------------------
     def ensure_collection(self, dim: int) -> None:
         """Create the collection on first use; refuse a collection of another dimension."""
+        if self._ready.known(dim):
+            return
         if self._call(self.client.has_collection, self.collection):
             info = self._call(self.client.describe_collection, self.collection)
             size = next(
@@ -83,7 +88,7 @@ class MilvusIndex:
         else:
             self._create(dim)
             self._sparse = True
-        self._exists = True
+        self._ready.remember(dim)
 
     def _create(self, dim: int) -> None:
         from pymilvus import DataType, Function, FunctionType, MilvusClient
@@ -132,19 +137,15 @@ class MilvusIndex:
 
     def exists(self) -> bool:
         """Whether the collection exists (asked once, then known)."""
-        if not self._exists:
-            self._exists = bool(self._call(self.client.has_collection, self.collection))
-        return self._exists
+        return self._ready.exists(lambda: self._call(self.client.has_collection, self.collection))
 
     # -- writes ---------------------------------------------------------------------------------------
     def upsert(self, points: Sequence[Point]) -> int:
         """Write points in batches; a point with an existing id is replaced."""
         if not self.exists():
-            raise ConfigError(f"collection {self.collection!r} does not exist: call ensure_collection first")
-        last = list({p.id: p for p in points}.values())
-        for start in range(0, len(last), self.batch_size):
-            rows = [_row(p) for p in last[start : start + self.batch_size]]
-            self._call(self.client.upsert, self.collection, rows)
+            raise missing_collection(self.collection)
+        for batch in batches(last_of_each(points), self.batch_size):
+            self._call(self.client.upsert, self.collection, [_row(p) for p in batch])
         return len(points)
 
     def delete_source(
@@ -188,8 +189,7 @@ class MilvusIndex:
                 rows = self._call(iterator.next)
                 if not rows:
                     return counts
-                for row in rows:
-                    counts[(row["source"], row["version"])] += 1
+                counts.update(version_key(row) for row in rows)
         finally:
             iterator.close()
 
@@ -244,14 +244,12 @@ class MilvusIndex:
 
     def ping(self) -> None:
         """One cheap call; IndexUnavailable when Milvus does not answer."""
-        try:
-            self.client.has_collection(self.collection)
-        except Exception as exc:
-            raise IndexUnavailable(f"Milvus is unreachable: {type(exc).__name__}") from exc
+        ping("Milvus", lambda: self.client.has_collection(self.collection))
 
     def close(self) -> None:
         """Close the client (Milvus Lite stops its engine when its last client closes)."""
         self.client.close()
+        self._ready.forget()
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _has_sparse(self) -> bool:
@@ -285,16 +283,13 @@ class MilvusIndex:
         try:
             return fn(*args, **kwargs)
         except MilvusUnavailableException as exc:
-            raise IndexUnavailable(f"Milvus is unreachable: {exc}") from exc
+            raise unreachable("Milvus", exc) from exc
         except MilvusException as exc:
             message = str(exc)
             if "should divide the dim" in message or "dimension" in message.lower():
-                raise DimensionMismatch(
-                    f"{message}: collection {self.collection!r} was made for another embedder; set "
-                    "RAGSTREAM_COLLECTION to a new name, or delete the collection and re-ingest"
-                ) from exc
+                raise vector_refused(message, self.collection) from exc
             if "unavailable" in message.lower() or "deadline" in message.lower():
-                raise IndexUnavailable(f"Milvus failed: {message}") from exc
+                raise failed("Milvus", message) from exc
             raise
 
 
@@ -307,17 +302,14 @@ def _worth_retrying(exc: BaseException) -> bool:
 
 
 def _row(p: Point) -> dict[str, Any]:
-    meta = p.metadata
-    folders = list(meta.get("folders") or ())[:MAX_FOLDERS]
+    fields = filter_fields(p.metadata)
     return {
         "id": p.id,
         "vector": list(p.vector),
         "text": p.text,
-        "source": str(meta.get("source", "")),
-        "version": str(meta.get("version", "")),
-        "content_type": str(meta.get("content_type") or ""),
-        "folders": folders,
-        "metadata": json.loads(json.dumps(meta, default=str)),
+        **fields,
+        "folders": fields["folders"][:MAX_FOLDERS],
+        "metadata": json.loads(json.dumps(p.metadata, default=str)),
     }
 
 

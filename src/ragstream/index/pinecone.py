@@ -68,17 +68,20 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError, DimensionMismatch, IndexUnavailable, TooLarge
-from .contract import (
-    RRF_K,
-    Capabilities,
-    Hit,
-    LexicalQuery,
-    Point,
-    SearchFilter,
+from .contract import RRF_K, Capabilities, Hit, LexicalQuery, Point, SearchFilter, fusion_depth
+from .kit import (
+    Ready,
+    all_of,
+    any_of,
     check_dimension,
-    fusion_depth,
+    failed,
+    last_of_each,
+    missing_collection,
+    ping,
+    unreachable,
+    vector_refused,
 )
-from .layout import RESERVED
+from .layout import RESERVED, version_key
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -109,6 +112,8 @@ SPARSE_FIELD = "_sparse_values"
 LEXICAL_DENSE_SCALE = 1e-6
 #: A record of the lexical ranking scoring below this holds none of the query's terms.
 LEXICAL_FLOOR = 1e-3
+#: What the kit's messages call a collection here.
+KIND = "Pinecone index"
 #: Records per fetch-by-metadata page.
 PAGE = 1000
 #: Pinecone index names: 1-45 characters, lowercase alphanumerics and hyphens.
@@ -208,12 +213,6 @@ def _restore(meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return text, meta
 
 
-def _all(terms: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not terms:
-        return None
-    return terms[0] if len(terms) == 1 else {"$and": terms}
-
-
 def to_pinecone_filter(flt: SearchFilter | None) -> dict[str, Any] | None:
     """Our filter in Pinecone's metadata filter language (None: no filter; call only when
     ``flt.matches_nothing`` is false)."""
@@ -225,12 +224,12 @@ def to_pinecone_filter(flt: SearchFilter | None) -> dict[str, Any] | None:
             {"source": {"$eq": value}} if kind == "source" else {"folders": {"$in": [value]}}
             for kind, value in group
         ]
-        terms.append(ors[0] if len(ors) == 1 else {"$or": ors})
+        terms.append(any_of(ors, _or))
     if flt.content_type:
         terms.append({"content_type": {"$eq": flt.content_type}})
     for key, value in flt.metadata_terms().items():
         terms.append({key: {"$eq": value}})
-    return _all(terms)
+    return all_of(terms, _and)
 
 
 def _source_filter(source: str | None, version: str | None = None, *, not_version: str | None = None) -> Any:
@@ -241,7 +240,15 @@ def _source_filter(source: str | None, version: str | None = None, *, not_versio
         terms.append({"version": {"$eq": version}})
     if not_version is not None:
         terms.append({"version": {"$ne": not_version}})
-    return _all(terms)
+    return all_of(terms, _and)
+
+
+def _and(terms: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"$and": terms}
+
+
+def _or(terms: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"$or": terms}
 
 
 class PineconeIndex:
@@ -267,11 +274,14 @@ class PineconeIndex:
             exact_counts=False, read_your_writes=False, embedded=False, hybrid=True
         )
         self._data: Any = None
+        self._ready = Ready()
         self._sparse = False  # the index has a sparse field (known once opened)
 
     # -- the index -----------------------------------------------------------------------------------
     def ensure_collection(self, dim: int) -> None:
         """Create the serverless index on first use (waiting until ready); refuse another dimension."""
+        if self._ready.known(dim):
+            return
         from pinecone.errors import ConflictError, NotFoundError
 
         try:
@@ -294,7 +304,7 @@ class PineconeIndex:
                 model = self._call(self._wait_ready)
         field = model.schema.fields.get(DENSE_FIELD)
         size = getattr(field, "dimension", None)
-        check_dimension(self.index_name, int(size) if size is not None else None, dim)
+        check_dimension(self.index_name, int(size) if size is not None else None, dim, kind=KIND)
         metric = str(getattr(field, "metric", "")).lower()
         if not (metric == "cosine" or (metric == "dotproduct" and SPARSE_FIELD in model.schema.fields)):
             raise DimensionMismatch(
@@ -302,6 +312,7 @@ class PineconeIndex:
                 "with a sparse field, or cosine: set RAGSTREAM_COLLECTION to another name"
             )
         self._open(model)
+        self._ready.remember(dim)
 
     def _wait_ready(self) -> Any:
         """Describe the index until it is ready (at most 5 minutes)."""
@@ -346,10 +357,8 @@ class PineconeIndex:
         """Write points in requests under Pinecone's limits; a record of an existing id is replaced."""
         index = self._index()
         if index is None:
-            raise ConfigError(
-                f"Pinecone index {self.index_name!r} does not exist: call ensure_collection first"
-            )
-        last = list({p.id: p for p in points}.values())
+            raise missing_collection(self.index_name, kind=KIND)
+        last = last_of_each(points)
         batch: list[dict[str, Any]] = []
         size = 0
         for p in last:
@@ -404,8 +413,7 @@ class PineconeIndex:
         index = self._index()
         if index is None:
             return counts
-        for meta in self._scan(index, _source_filter(None)):
-            counts[(str(meta.get("source", "")), str(meta.get("version", "")))] += 1
+        counts.update(version_key(meta) for meta in self._scan(index, _source_filter(None)))
         return counts
 
     def _scan(self, index: Any, flt: Any) -> Iterator[dict[str, Any]]:
@@ -475,10 +483,7 @@ class PineconeIndex:
 
     def ping(self) -> None:
         """List the project's indexes; IndexUnavailable when Pinecone does not answer."""
-        try:
-            self.client.indexes.list().to_list()  # to_list: the paginator alone makes no call
-        except Exception as exc:
-            raise IndexUnavailable(f"Pinecone is unreachable: {type(exc).__name__}: {exc}") from exc
+        ping("Pinecone", lambda: self.client.indexes.list().to_list())  # the paginator alone calls nothing
 
     def close(self) -> None:
         """Close the data-plane and control-plane clients."""
@@ -486,6 +491,7 @@ class PineconeIndex:
             self._data.close()
             self._data = None
         self.client.close()
+        self._ready.forget()
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -504,15 +510,12 @@ class PineconeIndex:
         try:
             return fn(*args, **kwargs)
         except (PineconeConnectionError, PineconeTimeoutError) as exc:
-            raise IndexUnavailable(f"Pinecone is unreachable: {exc}") from exc
+            raise unreachable("Pinecone", exc) from exc
         except (RateLimitError, ServiceError) as exc:
-            raise IndexUnavailable(f"Pinecone failed: {exc}") from exc
+            raise failed("Pinecone", exc) from exc
         except ApiError as exc:
             if exc.status_code == 400 and "dimension" in str(exc).lower():
-                raise DimensionMismatch(
-                    f"{exc}: Pinecone index {self.index_name!r} was made for another embedder; set "
-                    "RAGSTREAM_COLLECTION to a new name, or delete the index and re-ingest"
-                ) from exc
+                raise vector_refused(str(exc), self.index_name, kind=KIND) from exc
             raise
 
 

@@ -18,16 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import ConfigError, IndexUnavailable
 from ..retry import STORES, retrying
 from . import embedded
-from .contract import (
-    RRF_K,
-    Capabilities,
-    Hit,
-    LexicalQuery,
-    Point,
-    SearchFilter,
-    check_dimension,
-    fusion_depth,
-)
+from .contract import RRF_K, Capabilities, Hit, LexicalQuery, Point, SearchFilter, fusion_depth
+from .kit import Ready, batches, check_dimension, ping
 from .qdrant_payload import (
     KEYWORD_FIELDS,
     NO_SPARSE,
@@ -79,14 +71,13 @@ class QdrantIndex:
         self.retries = retries
         local = embedded_client if embedded_client is not None else _is_local(client)
         self.capabilities = LOCAL if local else SERVER
-        self._ready_dim: int | None = None
-        self._exists = False
+        self._ready = Ready()
         self._sparse: bool | None = None  # whether the collection has the sparse vector, once known
 
     # -- collection ----------------------------------------------------------------------------------
     def ensure_collection(self, dim: int) -> None:
         """Create the collection on first use; refuse a collection of another dimension."""
-        if self._ready_dim == dim:
+        if self._ready.known(dim):
             return
         from qdrant_client.http import models as qm
 
@@ -114,15 +105,12 @@ class QdrantIndex:
                         field_schema=qm.PayloadSchemaType.KEYWORD,
                     )
         _tune_embedded(self.client)
-        self._ready_dim = dim
-        self._exists = True
+        self._ready.remember(dim)
 
     def exists(self) -> bool:
         """Whether the collection exists; asked once, then known (Qdrant Cloud pays no round trip per
         query). A collection deleted behind this instance's back shows as an error, not as empty."""
-        if not self._exists:
-            self._exists = bool(self._call(self.client.collection_exists, self.collection))
-        return self._exists
+        return self._ready.exists(lambda: self._call(self.client.collection_exists, self.collection))
 
     # -- writes ---------------------------------------------------------------------------------------
     def upsert(self, points: Sequence[Point]) -> int:
@@ -131,11 +119,8 @@ class QdrantIndex:
 
         if any(p.sparse is not None for p in points) and not self._has_sparse():
             raise ConfigError(NO_SPARSE.format(collection=self.collection))
-        for start in range(0, len(points), self.batch_size):
-            batch = [
-                qm.PointStruct(id=p.id, vector=_vectors(p), payload=payload(p))
-                for p in points[start : start + self.batch_size]
-            ]
+        for chunk in batches(points, self.batch_size):
+            batch = [qm.PointStruct(id=p.id, vector=_vectors(p), payload=payload(p)) for p in chunk]
             self._call(self.client.upsert, self.collection, points=batch, wait=True)
         return len(points)
 
@@ -238,15 +223,13 @@ class QdrantIndex:
 
     def ping(self) -> None:
         """One cheap call (does the collection exist?); IndexUnavailable when Qdrant does not answer."""
-        try:
-            self.client.collection_exists(self.collection)
-        except Exception as exc:
-            raise IndexUnavailable(f"Qdrant is unreachable: {type(exc).__name__}") from exc
+        ping("Qdrant", lambda: self.client.collection_exists(self.collection))
 
     def close(self) -> None:
         """Close the client (for an embedded folder: for every index of this process sharing it)."""
         embedded.release(self.client)
         self.client.close()
+        self._ready.forget()
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _has_sparse(self) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .contract import Hit, Point, SearchFilter
+from .layout import version_key
 
 __all__ = [
     "KEYWORD_FIELDS",
@@ -58,8 +59,7 @@ def to_hit(point_id: Any, score: float, body: dict[str, Any] | None) -> Hit:
 def tally_versions(records: Iterable[Any], counts: Counter[tuple[str, str]]) -> None:
     """Count scrolled points per (source, version) of their payload."""
     for r in records:
-        meta = (r.payload or {}).get("metadata", {})
-        counts[(meta.get("source", ""), meta.get("version", ""))] += 1
+        counts[version_key((r.payload or {}).get("metadata", {}))] += 1
 
 
 def filter_terms(flt: SearchFilter | None) -> list[list[tuple[str, str]]]:

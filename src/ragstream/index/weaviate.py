@@ -35,9 +35,24 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, DimensionMismatch, IndexUnavailable
+from ..errors import ConfigError, IndexUnavailable
 from ..retry import STORES, retrying
-from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter, check_dimension
+from .contract import Capabilities, Hit, LexicalQuery, Point, SearchFilter
+from .kit import (
+    Ready,
+    all_of,
+    any_of,
+    batches,
+    check_dimension,
+    failed,
+    last_of_each,
+    missing_collection,
+    ping,
+    translate_http_status,
+    unreachable,
+    vector_refused,
+)
+from .layout import filter_fields, version_key
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -105,10 +120,7 @@ def _properties(point: Point) -> dict[str, Any]:
     meta = point.metadata
     return {
         "text": point.text,
-        "source": str(meta.get("source", "")),
-        "version": str(meta.get("version", "")),
-        "content_type": str(meta.get("content_type") or ""),
-        "folders": [str(f) for f in meta.get("folders") or ()],
+        **filter_fields(meta),
         "terms": _terms(meta),
         "metadata": json.dumps(meta, default=str, ensure_ascii=False),
     }
@@ -129,15 +141,13 @@ def to_weaviate_filter(flt: SearchFilter | None) -> Any:
             ors.append(Filter.by_property("source").contains_any(sources))
         if folders:
             ors.append(Filter.by_property("folders").contains_any(folders))
-        terms.append(ors[0] if len(ors) == 1 else Filter.any_of(ors))
+        terms.append(any_of(ors, Filter.any_of))
     if flt.content_type:
         terms.append(Filter.by_property("content_type").equal(flt.content_type))
     wanted = [f"{key}={value}" for key, value in flt.metadata_terms().items()]
     if wanted:
         terms.append(Filter.by_property("terms").contains_all(wanted))
-    if not terms:
-        return None
-    return terms[0] if len(terms) == 1 else Filter.all_of(terms)
+    return all_of(terms, Filter.all_of)
 
 
 def _source_filter(source: str | None, version: str | None, *, not_version: str | None = None) -> Any:
@@ -150,9 +160,7 @@ def _source_filter(source: str | None, version: str | None, *, not_version: str 
         terms.append(Filter.by_property("version").equal(version))
     if not_version is not None:
         terms.append(Filter.by_property("version").not_equal(not_version))
-    if not terms:
-        return None
-    return terms[0] if len(terms) == 1 else Filter.all_of(terms)
+    return all_of(terms, Filter.all_of)
 
 
 class WeaviateIndex:
@@ -166,7 +174,7 @@ class WeaviateIndex:
         self.name = collection_name(collection)
         self.batch_size = batch_size
         self.capabilities = Capabilities(embedded=False, hybrid=True)
-        self._exists = False
+        self._ready = Ready()
         self._connecting = threading.Lock()
 
     # -- collection ----------------------------------------------------------------------------------
@@ -182,6 +190,8 @@ class WeaviateIndex:
 
     def ensure_collection(self, dim: int) -> None:
         """Create the collection on first use; refuse one of another dimension or not made by us."""
+        if self._ready.known(dim):
+            return
         handle = self._handle()
         if self._call(self.client.collections.exists, self.name):
             config = self._call(handle.config.get, simple=True)
@@ -190,7 +200,7 @@ class WeaviateIndex:
             check_dimension(self.collection, size, dim)
         else:
             self._create(dim)
-        self._exists = True
+        self._ready.remember(dim)
 
     def _create(self, dim: int) -> None:
         from weaviate.classes.config import (
@@ -242,10 +252,11 @@ class WeaviateIndex:
 
     def exists(self) -> bool:
         """Whether the collection exists (asked once, then known)."""
-        if not self._exists:
-            self._handle()
-            self._exists = bool(self._call(self.client.collections.exists, self.name))
-        return self._exists
+        return self._ready.exists(self._ask_exists)
+
+    def _ask_exists(self) -> bool:
+        self._handle()
+        return bool(self._call(self.client.collections.exists, self.name))
 
     # -- writes ---------------------------------------------------------------------------------------
     def upsert(self, points: Sequence[Point]) -> int:
@@ -253,13 +264,12 @@ class WeaviateIndex:
         from weaviate.classes.data import DataObject
 
         if not self.exists():
-            raise ConfigError(f"collection {self.collection!r} does not exist: call ensure_collection first")
+            raise missing_collection(self.collection)
         handle = self._handle()
-        last = list({p.id: p for p in points}.values())
-        for start in range(0, len(last), self.batch_size):
+        for batch in batches(last_of_each(points), self.batch_size):
             objects = [
                 DataObject(properties=_properties(p), uuid=p.id, vector={VECTOR: list(p.vector)})
-                for p in last[start : start + self.batch_size]
+                for p in batch
             ]
             result = self._call(handle.data.insert_many, objects)
             if result.errors:
@@ -269,10 +279,7 @@ class WeaviateIndex:
     def _raise_batch_errors(self, messages: list[str]) -> None:
         first = messages[0]
         if "length" in first.lower() and "vector" in first.lower():
-            raise DimensionMismatch(
-                f"{first}: collection {self.collection!r} was made for another embedder; set "
-                "RAGSTREAM_COLLECTION to a new name, or delete the collection and re-ingest"
-            )
+            raise vector_refused(first, self.collection)
         raise IndexUnavailable(f"Weaviate refused {len(messages)} objects of a batch: {first}")
 
     def delete_source(
@@ -317,8 +324,7 @@ class WeaviateIndex:
             return counts
         iterator = self._handle().iterator(return_properties=["source", "version"], cache_size=PAGE)
         objects: list[Any] = self._call(list, iterator)
-        for obj in objects:
-            counts[(str(obj.properties["source"]), str(obj.properties["version"]))] += 1
+        counts.update(version_key(obj.properties) for obj in objects)
         return counts
 
     def search(
@@ -377,17 +383,17 @@ class WeaviateIndex:
 
     def ping(self) -> None:
         """Weaviate's readiness; IndexUnavailable when it does not answer or is not ready."""
-        try:
-            self._handle()
-            ready = self.client.is_ready()
-        except Exception as exc:
-            raise IndexUnavailable(f"Weaviate is unreachable: {type(exc).__name__}: {exc}") from exc
-        if not ready:
+        if not ping("Weaviate", self._is_ready):
             raise IndexUnavailable("Weaviate is not ready")
+
+    def _is_ready(self) -> bool:
+        self._handle()
+        return bool(self.client.is_ready())
 
     def close(self) -> None:
         """Close the client's HTTP and gRPC connections."""
         self.client.close()
+        self._ready.forget()
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -426,27 +432,17 @@ class WeaviateIndex:
             WeaviateClosedClientError,
             WeaviateRetryError,
         ) as exc:
-            raise IndexUnavailable(f"Weaviate is unreachable: {exc}") from exc
+            raise unreachable("Weaviate", exc) from exc
         except UnexpectedStatusCodeError as exc:
-            status = exc.status_code
-            if status in (401, 403):
-                raise ConfigError(
-                    f"Weaviate refused the credentials (HTTP {status}): check RAGSTREAM_INDEX_API_KEY"
-                ) from exc
-            if status == 429 or status >= 500:
-                raise IndexUnavailable(f"Weaviate failed (HTTP {status}): {exc}") from exc
-            raise ConfigError(f"Weaviate refused the request (HTTP {status}): {exc}") from exc
+            raise translate_http_status(exc.status_code, "Weaviate", exc) from exc
         except WeaviateBaseError as exc:
             message = str(exc)
             lower = message.lower()
             if "length" in lower and "vector" in lower:
-                raise DimensionMismatch(
-                    f"{message}: collection {self.collection!r} was made for another embedder; set "
-                    "RAGSTREAM_COLLECTION to a new name, or delete the collection and re-ingest"
-                ) from exc
+                raise vector_refused(message, self.collection) from exc
             if "unauthenticated" in lower or "permission_denied" in lower or "api key" in lower:
                 raise ConfigError(f"Weaviate refused the credentials: {message}") from exc
-            raise IndexUnavailable(f"Weaviate failed: {message}") from exc
+            raise failed("Weaviate", message) from exc
 
 
 def _worth_retrying(exc: BaseException) -> bool:
