@@ -25,6 +25,7 @@ from .printable import EscapingFormatter, printable
 if TYPE_CHECKING:
     from .config import Settings
     from .ingest import Outcome
+    from .progress import Progress
 
 __all__ = ["main"]
 
@@ -119,13 +120,13 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = Pipeline.from_settings(settings)
     outcomes: list[Outcome] = []
     started = time.perf_counter()
-    bar = _progress(args, "ingest")
+    bar = _progress(args, settings, args.command)
     try:
         for path in args.paths:
             if not path.startswith("s3://") and not Path(path).exists():
                 print(f"error: no such file or folder: {printable(path)}", file=sys.stderr)
                 return 2
-            outcomes += pipeline.sync(path, repair=args.repair, on_outcome=bar.update)
+            outcomes += pipeline.sync(path, repair=args.repair, on_outcome=bar.update, on_total=bar.set_total)
     finally:
         bar.close()
         pipeline.index.close()
@@ -208,13 +209,18 @@ def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from .evaluation import run_beir
 
-    report = run_beir(
-        Path(args.dataset),
-        settings,
-        split=args.split,
-        limit=args.limit,
-        on_progress=_progress(args, "eval").update,
-    )
+    bar = _progress(args, settings, "eval")
+    try:
+        report = run_beir(
+            Path(args.dataset),
+            settings,
+            split=args.split,
+            limit=args.limit,
+            on_progress=bar.update,
+            on_total=bar.set_total,
+        )
+    finally:
+        bar.close()
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -245,27 +251,11 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 # -- output helpers -----------------------------------------------------------------------------------------
 
 
-class _Bar:
-    """A tqdm bar on a terminal; silent otherwise."""
+def _progress(args: argparse.Namespace, settings: Settings, desc: str) -> Progress:
+    """A bar on a terminal (not with --json); off one, a line every ``progress_seconds`` on stderr."""
+    from .progress import Progress
 
-    def __init__(self, enabled: bool, desc: str):
-        self.bar: Any = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(desc=desc, unit="doc", file=sys.stderr, leave=False)
-
-    def update(self, item: object = None) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _progress(args: argparse.Namespace, desc: str) -> _Bar:
-    return _Bar(sys.stderr.isatty() and not args.json, desc)
+    return Progress(desc, tty=sys.stderr.isatty() and not args.json, every=settings.progress_seconds)
 
 
 def _print_summary(outcomes: list[Outcome], elapsed: float) -> None:

@@ -154,7 +154,13 @@ class DevStack:
     # -- life cycle -----------------------------------------------------------------------------------
     def start(self) -> DevStack:
         """Start moto, create the bucket, queue and DLQ, load both handlers, serve the API."""
-        from moto.server import ThreadedMotoServer
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError:
+            raise ConfigError(
+                "`ragstream dev` needs moto's server, which the `local` extra installs: "
+                "scripts/setup local (or: pip install 'moto[server,s3,sqs]')"
+            ) from None
 
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self._s3_port, verbose=False)
         self._moto.start()

@@ -54,6 +54,7 @@ def run_beir(
     split: str = "test",
     limit: int | None = None,
     on_progress: Callable[[Any], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
     embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """Ingest ``corpus.jsonl`` into a fresh collection of its own, run ``queries.jsonl``, score with
@@ -87,6 +88,8 @@ def run_beir(
         eval_settings, store=MemoryBlobs(documents), embedder=embedder, index=recorder
     )
     started = time.perf_counter()
+    if on_total:
+        on_total(len(documents))
     outcomes = pipeline.run(corpus_refs(documents), on_outcome=on_progress)
     ingest_seconds = time.perf_counter() - started
 

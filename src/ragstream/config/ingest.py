@@ -34,3 +34,9 @@ class IngestSettings(BaseModel):
     sweep_page_size: int = Field(
         default=500, ge=1, le=1000, description="Ledger records one reconcile sweep step checks."
     )
+    progress_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Off a terminal, seconds between the one-line progress reports of ingest, reconcile "
+        "and eval (on a terminal a bar shows it all the time).",
+    )

@@ -165,22 +165,35 @@ class Pipeline:
         writer.flush(pending, done, deadline)
         return outcomes
 
-    def sync(self, root: str, *, repair: bool = False, on_outcome: OnOutcome = None) -> list[Outcome]:
+    def sync(
+        self,
+        root: str,
+        *,
+        repair: bool = False,
+        on_outcome: OnOutcome = None,
+        on_total: Callable[[int], None] | None = None,
+    ) -> list[Outcome]:
         """Make the index match a folder or bucket prefix: index what is new or changed (or failed
         transiently), delete what is gone. ``repair`` (reconcile) also checks the index itself: it
         removes points of versions the ledger does not hold, and re-indexes documents missing points.
+        ``on_total`` is told how many outcomes are coming as soon as the listing is known (and again
+        for the repairs), before any document is read.
         """
         listing = Listing.of(self.store.list(root))
         base = root_prefix(root)
         known = under(root, base, self._records(prefix=base))
+        refs = [*listing.listed, *listing.gone(known)]
+        if on_total:
+            on_total(len(listing.unlisted) + len(refs))
         problems = [self._unlisted(u, known.get(u.source)) for u in listing.unlisted]
         _tell(problems, on_outcome)
         force: set[str] = set()
         repaired: list[Outcome] = []
         if repair:
             repaired, force = self._repair(known, base)
+            if on_total and repaired:
+                on_total(len(repaired))
             _tell(repaired, on_outcome)
-        refs = [*listing.listed, *listing.gone(known)]
         return problems + repaired + self.run(refs, force=force, verify=repair, on_outcome=on_outcome)
 
     def is_current(self, record: DocumentRecord | None, ref: SourceRef) -> bool:
