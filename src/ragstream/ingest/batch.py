@@ -66,6 +66,8 @@ class Writer:
             for p in batch:
                 if p.prev is None:
                     self.recorder.intend(p)
+                elif _rechunked(p):
+                    self.index.delete_source(p.ref.source, only_version=p.version)
             self.index.upsert([pt for doc in points for pt in doc])
         except Exception as exc:
             observe.end_all(index_spans, exc)
@@ -183,6 +185,21 @@ class Writer:
             log.warning("points of %s vanished during a replace; writing them again", source)
             self.index.upsert(points)
         return deleted
+
+
+def _rechunked(p: Prepared) -> bool:
+    """Whether the same bytes now make fewer chunks than the indexed points (the chunking settings
+    changed). Points are named by (source, version, chunk index), so the new ones overwrite the first
+    of the old and the rest would stay, answering with the old chunks' text for good; the version's
+    points are dropped before the new ones are written instead. The document is missing from answers
+    for that moment: the price of a settings change, never of an edit (an edit is a new version)."""
+    prev = p.prev
+    return (
+        prev is not None
+        and prev.status is Status.INDEXED
+        and prev.version == p.version
+        and prev.chunks > len(p.chunks)
+    )
 
 
 def _embedded_whole(batch: list[Prepared], embedded: int) -> tuple[list[Prepared], list[Prepared]]:
