@@ -9,20 +9,24 @@ when a document takes longer than its time. Either way the document fails with a
 Workers fork from a ``forkserver`` (a clean, single-threaded process started at the first document,
 with our extraction modules, pypdfium2 and Pillow imported), so a replacement starts in
 milliseconds; each worker imports an unstructured partitioner the first time it needs it. Only
-pipes are used (no ``/dev/shm``), which Lambda supports. As with any multiprocessing start method
-but fork, the program's main module must be safe to import (``if __name__ == "__main__":``).
+pipes are used (no ``/dev/shm``), which Lambda supports. Unlike multiprocessing's own workers, ours
+do not import the program's main module (they need nothing from it), so a plain script without
+``if __name__ == "__main__":`` works: else each worker would run the script's pipeline again.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import multiprocessing
+import os
 import signal
 import threading
 import time
 import weakref
 from functools import partial
+from multiprocessing import context, forkserver, popen_forkserver, reduction, spawn, util
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -130,7 +134,7 @@ class Sandbox:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
         parent, child = ctx.Pipe()
-        process = ctx.Process(
+        process = _Process(
             target=_serve, args=(child, self.memory_bytes), name="ragstream-extract", daemon=True
         )
         process.start()
@@ -145,8 +149,8 @@ class Sandbox:
         if not ready:
             code = self._stop()
             raise ConfigError(
-                f"the extraction worker could not start (exit code {code}): the program's main module "
-                "must be safe to import (if __name__ == '__main__':), or set RAGSTREAM_EXTRACT_ISOLATION=none"
+                f"the extraction worker could not start (exit code {code}): see the log above, or set "
+                "RAGSTREAM_EXTRACT_ISOLATION=none to parse in this process"
             )
         return parent
 
@@ -181,6 +185,45 @@ class Sandbox:
                 return CorruptDocument("the parser crashed on this document")
             return self._memory_error()
         return CorruptDocument(f"the parser stopped on this document (exit code {code})")
+
+
+class _MainlessPopen(popen_forkserver.Popen):
+    """Start a worker from the forkserver without the program's main module.
+
+    multiprocessing has each child import the parent's ``__main__`` (as ``__mp_main__``), for the
+    targets defined there. Ours is :func:`_serve`, and what crosses the pipe is ragstream's own
+    types, so the worker needs nothing from it; importing it would run an unguarded script's top
+    level again in every worker: its own pipeline, whose sandbox then fails each document with
+    multiprocessing's "bootstrapping phase" RuntimeError. This is ``popen_forkserver.Popen._launch``
+    (unchanged from Python 3.8 to 3.14) with the main module left out of the preparation data.
+    """
+
+    def _launch(self, process_obj: BaseProcess) -> None:
+        prep_data = spawn.get_preparation_data(process_obj.name)
+        prep_data.pop("init_main_from_name", None)
+        prep_data.pop("init_main_from_path", None)
+        buf = io.BytesIO()
+        context.set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            context.set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)  # type: ignore[attr-defined]
+        # a duplicate of the data pipe's write end is the child's sentinel of this process
+        parent_w = os.dup(w)
+        self.finalizer = util.Finalize(self, util.close_fds, (parent_w, self.sentinel))  # type: ignore[attr-defined]
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _Process(context.ForkServerProcess):
+    """A forkserver process started by :class:`_MainlessPopen`."""
+
+    @staticmethod
+    def _Popen(process_obj: BaseProcess) -> _MainlessPopen:
+        return _MainlessPopen(process_obj)
 
 
 def _end_worker(process: BaseProcess, conn: Connection) -> None:
