@@ -452,8 +452,8 @@
     if (!given.length) return null;
     const folder = commonFolder(given);
     if (!folder) return null;
-    if (folder.length <= PLACEHOLDER_CHARS) return folder;
     const root = (folder.match(SOURCE_ROOT) || [""])[0];
+    if (folder.length <= PLACEHOLDER_CHARS || root === folder) return folder;
     const last = folder.slice(0, -1).split("/").pop();
     return root && last ? `${root}…/${last}/` : folder.slice(0, PLACEHOLDER_CHARS - 1) + "…";
   }
