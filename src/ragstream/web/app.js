@@ -43,6 +43,20 @@
     }
   }
 
+  /** Text nodes of `text` with a line-break opportunity (<wbr>) after each run of separators.
+   *
+   * A long URI then wraps at its slashes, dots, dashes and underscores rather than letter by letter;
+   * the text itself stays text (no markup is parsed). */
+  function breakable(text) {
+    const nodes = [];
+    for (const piece of String(text || "").match(/[^\/\-_.?&=#]*(?:[\/\-_.?&=#]+|$)/g) || []) {
+      if (!piece) continue;
+      if (nodes.length) nodes.push(el("wbr"));
+      nodes.push(piece);
+    }
+    return nodes;
+  }
+
   function pageLabel(page) {
     return page === null || page === undefined ? "—" : String(page);
   }
@@ -373,6 +387,9 @@
   // -- documents -------------------------------------------------------------------------------------------
 
   const COLUMNS = ["Source", "Status", "Chunks", "Pages", "Type", "Updated", "Reason"];
+  // a URI's scheme and bucket or host: "file:///", "s3://bucket/", "https://host/"
+  const SOURCE_ROOT = /^[a-z][a-z0-9+.-]*:\/\/[^/]*\/?/i;
+  const PLACEHOLDER_CHARS = 36;
 
   function formatTime(value) {
     const date = new Date(value);
@@ -380,22 +397,73 @@
     return date.toISOString().slice(0, 16).replace("T", " ") + " UTC";
   }
 
+  /** The time as its date and its hour, each kept on one line (a narrow column wraps between them). */
+  function timeCell(value) {
+    const text = formatTime(value);
+    const at = text.indexOf(" ");
+    if (at < 0) return text;
+    return el(
+      "span",
+      {},
+      el("span", { class: "nowrap" }, text.slice(0, at)),
+      " ",
+      el("span", { class: "nowrap" }, text.slice(at + 1)),
+    );
+  }
+
   function documentRow(doc) {
     const reason = doc.error ? (doc.error_kind ? `${doc.error} (${doc.error_kind})` : doc.error) : "";
     const cells = [
-      el("span", { class: "source-uri" }, doc.source),
+      el("span", { class: "source-uri" }, ...breakable(doc.source)),
       el("span", { class: `badge status-${doc.status}` }, doc.status),
       String(doc.chunks ?? 0),
       pageLabel(doc.pages),
-      doc.content_type || "—",
-      formatTime(doc.updated_at),
+      doc.content_type ? el("span", {}, ...breakable(doc.content_type)) : "—",
+      timeCell(doc.updated_at),
       reason,
     ];
+    // the source is shown whole on hover, wherever it wrapped
+    const titles = { 0: doc.source, 4: doc.content_type };
     return el(
       "tr",
       { class: `status-${doc.status}` },
-      ...cells.map((cell, i) => el("td", { "data-label": COLUMNS[i] }, cell)),
+      ...cells.map((cell, i) => el("td", { "data-label": COLUMNS[i], title: titles[i] }, cell)),
     );
+  }
+
+  /** The folder the sources share, or the first one's folder when they share no more than a scheme. */
+  function commonFolder(sources) {
+    let common = sources.reduce((a, b) => {
+      let i = 0;
+      while (i < a.length && a[i] === b[i]) i++;
+      return a.slice(0, i);
+    });
+    common = common.slice(0, common.lastIndexOf("/") + 1);
+    if (!SOURCE_ROOT.test(common) || common.replace(SOURCE_ROOT, "") === "") {
+      common = sources[0].slice(0, sources[0].lastIndexOf("/") + 1);
+    }
+    return common;
+  }
+
+  /** An example for the prefix boxes in the form of the listed sources (file://… for local files,
+   * s3://bucket/… for a bucket), shortened in the middle when it would not fit the box; or null. */
+  function prefixExample(sources) {
+    const given = sources.filter((s) => typeof s === "string" && s.includes("/"));
+    if (!given.length) return null;
+    const folder = commonFolder(given);
+    if (!folder) return null;
+    const root = (folder.match(SOURCE_ROOT) || [""])[0];
+    if (folder.length <= PLACEHOLDER_CHARS || root === folder) return folder;
+    const last = folder.slice(0, -1).split("/").pop();
+    return root && last ? `${root}…/${last}/` : folder.slice(0, PLACEHOLDER_CHARS - 1) + "…";
+  }
+
+  /** Make the prefix boxes' placeholders look like the sources this home holds. */
+  function showPrefixExample(docs) {
+    const example = prefixExample(docs.map((d) => d.source));
+    if (!example) return;
+    $("doc-prefix").placeholder = example;
+    $("source-prefix").placeholder = example;
   }
 
   async function loadDocuments(cursor) {
@@ -412,6 +480,7 @@
     state.docs.next = page.next_cursor || null;
     state.docs.loaded = true;
     $("documents-body").replaceChildren(...docs.map(documentRow));
+    if (docs.length) showPrefixExample(docs);
     const number = state.docs.back.length + 1;
     const failed = docs.filter((d) => d.status === "failed").length;
     $("documents-caption").textContent = docs.length

@@ -483,6 +483,68 @@ def test_documents_show_status_counts_and_the_failure_reason(secured: Served, ta
     assert not set(first_page) & set(second_page) and len(set(first_page) | set(second_page)) == 8
 
 
+SOURCE_LAYOUT = """source => {
+  const table = document.getElementById("documents");
+  const cells = [...document.querySelectorAll('#documents-body td[data-label="Source"]')];
+  const cell = cells.find(c => c.innerText === source);
+  const uri = cell.querySelector(".source-uri");
+  // a part between two break opportunities that spans two lines was broken inside: letter by letter
+  const split = cells.flatMap(c => [...c.querySelector(".source-uri").childNodes])
+    .filter(n => n.nodeType === Node.TEXT_NODE)
+    .filter(n => {
+      const range = document.createRange();
+      range.selectNodeContents(n);
+      return range.getClientRects().length > 1;
+    })
+    .map(n => n.textContent);
+  return {
+    table: table.getBoundingClientRect().width,
+    cell: cell.getBoundingClientRect().width,
+    lines: uri.getBoundingClientRect().height / parseFloat(getComputedStyle(uri).lineHeight),
+    title: cell.title,
+    split,
+  };
+}"""
+
+
+def test_the_documents_table_gives_the_source_the_room_and_wraps_it_at_separators(
+    open_server: Served, corpus: Path, tab: Tab
+) -> None:
+    page = tab.page
+    sources = [d["source"] for d in httpx.get(f"{open_server.url}/documents").json()["documents"]]
+    longest = max(sources, key=len)
+    assert longest.startswith(corpus.as_uri() + "/")
+
+    # GIVEN a home of local files, WHEN the documents view opens 1280 px wide
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{open_server.url}/#documents")
+    expect(page.locator("#documents-body tr")).to_have_count(len(sources))
+    shot(page, "documents-1280")
+
+    # THEN the source column takes the free space, and the longest source wraps at its separators into
+    # a line or two, shown whole on hover
+    layout = page.evaluate(SOURCE_LAYOUT, longest)
+    assert layout["cell"] > 0.4 * layout["table"], layout
+    assert layout["lines"] < 4 and layout["split"] == [], layout
+    assert layout["title"] == longest
+    cells = page.locator('#documents-body td[data-label="Source"]')
+    assert cells.evaluate_all("cells => cells.map(c => c.title)") == cells.all_inner_texts()
+
+    # AND the prefix boxes suggest a local folder, not a bucket
+    placeholder = page.locator("#doc-prefix").get_attribute("placeholder") or ""
+    assert placeholder.startswith("file:///") and placeholder.endswith("/docs/"), placeholder
+    expect(page.locator("#source-prefix")).to_have_attribute("placeholder", placeholder)
+
+    # AND at narrower widths: the same table at 1024 px, cards at 800 px, never a sideways scroll
+    for width in (1024, 800):
+        page.set_viewport_size({"width": width, "height": 800})
+        layout = page.evaluate(SOURCE_LAYOUT, longest)
+        assert layout["cell"] > 0.4 * layout["table"], (width, layout)
+        assert layout["lines"] < 4 and layout["split"] == [], (width, layout)
+        assert no_horizontal_scroll(page), width
+        shot(page, f"documents-{width}")
+
+
 SCOPED_KEY = "handbook-only-key-0123456789abcdefghij"  # a placeholder, not a secret
 
 
