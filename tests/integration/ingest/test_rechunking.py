@@ -38,7 +38,9 @@ def _ingest(home: Path, docs: Path, chunk_size: int) -> tuple[int, int, set[str]
 def test_fewer_chunks_after_a_settings_change_leave_no_old_points(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "policy.md").write_text("# Travel\n\n" + "\n\n".join(f"Rule {i}. " + PARAGRAPH * 2 for i in range(12)) + "\n")
+    (docs / "policy.md").write_text(
+        "# Travel\n\n" + "\n\n".join(f"Rule {i}. " + PARAGRAPH * 2 for i in range(12)) + "\n"
+    )
     home = tmp_path / "home"
     small, small_points, _ = _ingest(home, docs, chunk_size=64)
     assert small_points == small > 12
