@@ -63,7 +63,9 @@ def run_beir(
     Each corpus entry becomes one document (``beir://NAME/ID``, title and text) that goes through
     extraction, chunking, embedding and the index like any file; a query's ranking is its chunks'
     ranking with each document at its best chunk. Embeddings are cached under ``home/eval`` (a second
-    run re-embeds nothing); the index is rebuilt each run, so the figures are of the settings given.
+    run re-embeds nothing). The dataset's index is kept between runs while the settings that make its
+    points (``Settings.fingerprint_parts``) stay the same, so a run that changes only the queries or
+    the query side ingests nothing; otherwise it is rebuilt, and the report's ``index`` says why.
     """
     from .index import open_index
     from .ingest import Pipeline
@@ -76,14 +78,14 @@ def run_beir(
 
     documents = load_corpus(dataset)
     eval_settings = dataset_settings(settings, name)
-    shutil.rmtree(eval_settings.home, ignore_errors=True)  # the index and ledger of these settings only
+    index_state = _keep_or_rebuild(eval_settings)
     if embedder is None:
         from .embeddings import build_embeddings
 
         embedder = CachedEmbeddings(
             build_embeddings(settings), settings.home / "eval" / "embeddings.sqlite", settings.embedding_id
         )
-    recorder = RecordingIndex(open_index(eval_settings))
+    recorder = RecordingIndex(open_index(eval_settings), eval_settings.home / SPARSE_FILE)
     pipeline = Pipeline.from_settings(
         eval_settings, store=MemoryBlobs(documents), embedder=embedder, index=recorder
     )
@@ -92,6 +94,8 @@ def run_beir(
         on_total(len(documents))
     outcomes = pipeline.run(corpus_refs(documents), on_outcome=on_progress)
     ingest_seconds = time.perf_counter() - started
+    recorder.save()
+    (eval_settings.home / STATE_FILE).write_text(json.dumps(eval_settings.fingerprint_parts, sort_keys=True))
 
     started = time.perf_counter()
     by_mode = _scores(rankings(eval_settings, embedder, recorder), query_ids, queries, qrels)
@@ -105,6 +109,7 @@ def run_beir(
         "dataset": name,
         "split": split,
         "documents": len(documents),
+        "index": index_state,
         "outcomes": dict(statuses),
         "chunks_embedded": sum(o.embedded for o in outcomes),
         "queries": len(query_ids),
@@ -120,6 +125,29 @@ def run_beir(
         "ingest_seconds": round(ingest_seconds, 1),
         "search_seconds": round(search_seconds, 1),
     }
+
+
+#: Beside a dataset's index: the settings it was built with, and the sparse vectors of its points.
+STATE_FILE, SPARSE_FILE = "built-with.json", "sparse.json"
+
+
+def _keep_or_rebuild(settings: Settings) -> str:
+    """Keep the dataset's index when it was built with the same point-making settings, else delete
+    it (a changed embedder may not even fit its collection); what was done, and why."""
+    home = settings.home
+    try:
+        before = json.loads((home / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        before = None
+    now = json.loads(json.dumps(settings.fingerprint_parts))  # as the file holds it: lists, not tuples
+    if before == now:  # kept; marked unfinished until this run has made it whole again
+        (home / STATE_FILE).unlink()
+        return "reused (built with the same settings)"
+    shutil.rmtree(home, ignore_errors=True)
+    if before is None:
+        return "built (no earlier index of these settings)"
+    changed = ", ".join(f"{k} {before.get(k)!r} -> {v!r}" for k, v in now.items() if before.get(k) != v)
+    return f"rebuilt ({changed})"
 
 
 def _dataset_files(dataset: Path, split: str) -> tuple[Path, Path]:
@@ -193,9 +221,19 @@ class RecordingIndex(IndexWrapper):
     """A store as it is, that also keeps the sparse vector and source of every point written through
     it (for the BM25-alone ranking, which no store offers on its own)."""
 
-    def __init__(self, inner: VectorIndex) -> None:
+    def __init__(self, inner: VectorIndex, saved: Path | None = None) -> None:
         self.inner = inner
+        self.saved = saved
         self.sparse: dict[str, tuple[str, SparseVector]] = {}
+        if saved is not None and saved.is_file():  # the points a kept index was built with
+            for pid, (source, indices, values) in json.loads(saved.read_text()).items():
+                self.sparse[pid] = (source, SparseVector(indices=indices, values=values))
+
+    def save(self) -> None:
+        """Keep the recorded sparse vectors beside the index, for the next run that reuses it."""
+        if self.saved is not None:
+            rows = {pid: [src, v.indices, v.values] for pid, (src, v) in self.sparse.items()}
+            self.saved.write_text(json.dumps(rows))
 
     def _target(self) -> VectorIndex:
         return self.inner

@@ -126,10 +126,10 @@ class Settings(
         dims = f"@{self.embedding_dimensions}" if self.embedding_dimensions else ""
         return f"openai/{self.embedding_model}{dims}"
 
-    @cached_property
-    def fingerprint(self) -> str:
-        """Hash of every setting that changes the points of a document; a change re-indexes it."""
-        parts = {
+    @property
+    def fingerprint_parts(self) -> dict[str, object]:
+        """Every setting that changes the points of a document, by name."""
+        return {
             "pipeline": PIPELINE_REVISION,
             "index": self.index_identity,
             "embedding": self.embedding_id,
@@ -140,7 +140,11 @@ class Settings(
             "pdf_ocr": self.pdf_ocr,
             "ocr": self.ocr,
         }
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of :attr:`fingerprint_parts`: a change re-indexes every document."""
+        return hashlib.sha256(json.dumps(self.fingerprint_parts, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def context_parts(self) -> frozenset[str]:
