@@ -14,7 +14,7 @@ from ..model import DocumentRecord, SourceRef, Status
 from ..sources import deletion
 from . import records
 
-__all__ = ["Listing", "missing_points", "stray_versions", "under"]
+__all__ = ["Listing", "extra_points", "missing_points", "stray_versions", "under"]
 
 
 @dataclass
@@ -69,3 +69,16 @@ def missing_points(counts: Mapping[tuple[str, str], int], known: Mapping[str, Do
         for rec in known.values()
         if rec.status is Status.INDEXED and counts.get((rec.source, rec.version or ""), 0) < rec.chunks
     }
+
+
+def extra_points(
+    counts: Mapping[tuple[str, str], int], known: Mapping[str, DocumentRecord]
+) -> list[tuple[str, str, int]]:
+    """(source, version, excess) of the indexed versions with more points than the ledger's chunks:
+    left by an earlier chunking of the same bytes (see ``batch._rechunked``)."""
+    found = []
+    for rec in known.values():
+        n = counts.get((rec.source, rec.version or ""), 0)
+        if rec.status is Status.INDEXED and rec.version and n > rec.chunks:
+            found.append((rec.source, rec.version, n - rec.chunks))
+    return found

@@ -22,7 +22,7 @@ from ..sources import root_prefix
 from ..tracing import NO_SPAN, NOOP, Span, Tracer
 from . import observe, records, steps
 from .batch import Writer
-from .listing import Listing, missing_points, stray_versions, under
+from .listing import Listing, extra_points, missing_points, stray_versions, under
 from .recorder import Recorder
 from .steps import Prepared
 
@@ -347,15 +347,22 @@ class Pipeline:
         return self.recorder.fail(ref, prev, None, Unreadable(entry.reason), time.perf_counter())
 
     def _repair(self, known: dict[str, DocumentRecord], base: str) -> tuple[list[Outcome], set[str]]:
-        """Remove the points of versions the ledger does not hold; the sources missing points, to
-        index again (only where the store counts exactly)."""
+        """Remove the points of versions the ledger does not hold; the sources missing points, or
+        holding points of an earlier chunking, to index again (only where the store counts exactly)."""
         counts = self.index.versions()
         repaired = []
         for source, version, n in stray_versions(counts, known, base):
             self.index.delete_source(source, only_version=version)
             reason = f"removed {n} points of a version the ledger does not hold"
             repaired.append(Outcome(source=source, status="repaired", reason=reason))
-        force = missing_points(counts, known) if self.index.capabilities.exact_counts else set()
+        if not self.index.capabilities.exact_counts:
+            return repaired, set()
+        force = missing_points(counts, known)
+        for source, version, n in extra_points(counts, known):
+            self.index.delete_source(source, only_version=version)  # written again whole by this run
+            reason = f"{n} points of an earlier chunking: indexing it again"
+            repaired.append(Outcome(source=source, status="repaired", reason=reason))
+            force.add(source)
         return repaired, force
 
     def _records(self, *, prefix: str) -> Iterator[DocumentRecord]:
