@@ -25,9 +25,8 @@ from ragstream.budget import Deadline
 from ragstream.config import get_settings
 from ragstream.events import is_reconcile_event, is_sqs_event
 from ragstream.ingest import Outcome, Pipeline, raise_for_retry
-from ragstream.ingest.dispatch import apply_event, apply_message
+from ragstream.ingest.dispatch import apply_event, apply_message, reconcile_bucket
 from ragstream.ingest.queue import WorkQueue
-from ragstream.ingest.reconcile import start_run
 from ragstream.tracing import build_tracer, flush_after
 
 logger = Logger(service="ragstream-ingest")
@@ -63,12 +62,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             event=event, record_handler=record_handler, processor=processor, context=context
         )
     if is_reconcile_event(event):  # the scheduled repair of lost events
-        if queue is not None:  # fanned out over the queue, step by step
-            step = start_run(f"s3://{settings.bucket}/", queue)
-            return {"reconcile": step.run}
-        outcomes = pipeline.sync(f"s3://{settings.bucket}/", repair=True, on_outcome=_log)
-    else:  # direct S3 notification or EventBridge: a malformed record is rejected on its own
-        deadline = Deadline.from_millis(context.get_remaining_time_in_millis)
-        outcomes = apply_event(event, pipeline, deadline=deadline, on_outcome=_log)
+        return reconcile_bucket(pipeline, settings.bucket or "", queue=queue, on_outcome=_log)
+    # direct S3 notification or EventBridge: a malformed record is rejected on its own
+    deadline = Deadline.from_millis(context.get_remaining_time_in_millis)
+    outcomes = apply_event(event, pipeline, deadline=deadline, on_outcome=_log)
     raise_for_retry(outcomes)
     return {"outcomes": [o.model_dump(mode="json") for o in outcomes]}

@@ -22,13 +22,15 @@ from ..budget import UNBOUNDED, Deadline
 from ..errors import ConfigError, TransientError
 from ..events import refs_from_event, refs_of_records
 from ..model import Outcome, SourceRef
+from ..sources import s3_source
 from .queue import INGEST_KIND, WorkQueue
-from .reconcile import RECONCILE_KIND, run_step
+from .reconcile import RECONCILE_KIND, run_step, start_run
+from .records import raise_for_retry
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
 
-__all__ = ["apply_event", "apply_message"]
+__all__ = ["apply_event", "apply_message", "reconcile_bucket"]
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +88,21 @@ def apply_event(
     if later:
         raise TransientError(f"{len(later)} document(s) parked; the invocation is retried")
     return outcomes
+
+
+def reconcile_bucket(
+    pipeline: Pipeline,
+    bucket: str,
+    *,
+    queue: WorkQueue | None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> dict[str, Any]:
+    """The scheduled repair of lost events over the whole bucket: fanned out over the queue step by
+    step when there is one (the run's id comes back), else in this invocation (its outcomes; a
+    document to retry raises TransientError)."""
+    root = s3_source(bucket, "")
+    if queue is not None:
+        return {"reconcile": start_run(root, queue).run}
+    outcomes = pipeline.sync(root, repair=True, on_outcome=on_outcome)
+    raise_for_retry(outcomes)
+    return {"outcomes": [o.model_dump(mode="json") for o in outcomes]}
